@@ -1,0 +1,83 @@
+//! Rendered packuments, kept in memory so hot reads never touch the database. Every write goes
+//! through the registry, which invalidates the package's entries after it commits.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::packument::Representation;
+
+/// One serialized document with its validators.
+#[derive(Debug)]
+pub struct Rendered {
+    pub body: Bytes,
+    /// A strong ETag, different for every representation and every change.
+    pub etag: String,
+    pub last_modified: OffsetDateTime,
+}
+
+impl Rendered {
+    pub(crate) fn new(body: Vec<u8>, last_modified: OffsetDateTime) -> Self {
+        let digest = Sha256::digest(&body);
+        Self { etag: format!("\"{}\"", &hex::encode(digest)[..40]), body: body.into(), last_modified }
+    }
+}
+
+/// What a read needs to know about a package besides the document itself.
+#[derive(Debug)]
+pub(crate) struct CachedPackage {
+    pub restricted: bool,
+    pub maintainer_ids: Vec<i64>,
+    /// Live versions: version -> (sha512 hex, size).
+    pub tarballs: HashMap<String, (String, u64)>,
+    pub full: Rendered,
+    pub abbreviated: Rendered,
+}
+
+impl CachedPackage {
+    pub(crate) fn document(&self, representation: Representation) -> &Rendered {
+        match representation {
+            Representation::Full => &self.full,
+            Representation::Abbreviated => &self.abbreviated,
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct PackumentCache {
+    /// (base URL, package name) -> entry. The base URL is part of the key because tarball URLs
+    /// are absolute and follow the host the client used when no public URL is configured.
+    entries: RwLock<HashMap<(String, String), Arc<CachedPackage>>>,
+    /// Bumped by every invalidation; a reader that started before a write must not insert what
+    /// it read.
+    generation: AtomicU64,
+}
+
+impl PackumentCache {
+    pub(crate) fn get(&self, base_url: &str, name: &str) -> Option<Arc<CachedPackage>> {
+        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(&(base_url.to_owned(), name.to_owned())).cloned()
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Inserts unless a write happened since `generation` was read.
+    pub(crate) fn insert(&self, generation: u64, base_url: &str, name: &str, entry: Arc<CachedPackage>) {
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.generation.load(Ordering::SeqCst) == generation {
+            entries.insert((base_url.to_owned(), name.to_owned()), entry);
+        }
+    }
+
+    pub(crate) fn invalidate(&self, name: &str) {
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        entries.retain(|(_, n), _| n != name);
+    }
+}

@@ -1,0 +1,45 @@
+use airlock_npm::{NameError, PublishError, TagError, VersionError};
+use airlock_store::{BlobError, StoreError};
+
+/// Everything a use case can refuse or fail with. The server maps each variant to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No credentials where some are needed.
+    #[error("this registry needs you to log in first: run `npm login`")]
+    Unauthenticated,
+    /// A token that is malformed, unknown, revoked or expired.
+    #[error("your token is not valid (revoked, expired or mistyped): run `npm login` to get a new one")]
+    InvalidToken,
+    #[error("incorrect username or password")]
+    BadCredentials,
+    #[error("this token may not be used from {0}: it is limited to its CIDR allow-list")]
+    IpNotAllowed(std::net::IpAddr),
+    #[error("this token is read-only: create a read-write token with `npm token create`")]
+    ReadOnlyToken,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("You cannot publish over the previously published versions: {0}.")]
+    VersionExists(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("sign-up is disabled on this registry: ask an administrator to run `airlock user add`")]
+    SignupDisabled,
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    #[error(transparent)]
+    InvalidVersion(#[from] VersionError),
+    #[error(transparent)]
+    InvalidTag(#[from] TagError),
+    #[error(transparent)]
+    InvalidPublish(#[from] PublishError),
+    #[error("the registry's storage failed")]
+    Store(#[from] StoreError),
+    #[error("the registry's tarball storage failed")]
+    Blob(#[from] BlobError),
+}
+
+pub(crate) type Result<T, E = RegistryError> = std::result::Result<T, E>;

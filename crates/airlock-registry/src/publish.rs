@@ -1,0 +1,145 @@
+//! `npm publish`: check the body, decide, store the bytes, then commit the version.
+
+use airlock_npm::{Access, PackageName, VerifiedPublish, parse_publish};
+use airlock_store::{NewVersion, PackageState, PublishPlan, StoreError};
+use serde_json::Value;
+
+use crate::auth::{Principal, require_principal};
+use crate::error::{RegistryError, Result};
+use crate::Registry;
+
+/// Manifest keys only the registry may set: a publish body that carries them is not believed.
+const SERVER_OWNED_KEYS: &[&str] = &["_npmUser", "maintainers", "dist", "deprecated", "_attachments", "_rev"];
+
+/// How often a publish is re-decided when another write to the same package won the race.
+const PUBLISH_ATTEMPTS: usize = 3;
+
+/// What happened to a publish.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Published,
+    /// An identical publish by the same user had already succeeded (a client retry).
+    AlreadyPublished,
+}
+
+enum Decision {
+    New { claim_scope: Option<String> },
+    Existing { rev: i64 },
+    Retry,
+}
+
+impl Registry {
+    /// `PUT /{name}` with an attachment.
+    pub async fn publish(&self, principal: Option<&Principal>, url_name: &str, body: &[u8]) -> Result<PublishOutcome> {
+        let principal = require_principal(principal)?;
+        principal.require_write()?;
+        let url_name = PackageName::parse(url_name)?;
+        principal.require_token_covers(&url_name)?;
+        let publish = parse_publish(&url_name, body, &self.config.tarball_limits)?;
+
+        let mut bytes_stored = false;
+        for _ in 0..PUBLISH_ATTEMPTS {
+            let state = self.packages.package(url_name.as_str()).await?;
+            let decision = match &state {
+                Some(state) => self.decide_existing(principal, &publish, state)?,
+                None => self.decide_new(principal, &publish).await?,
+            };
+            let (expected_rev, claim_scope) = match decision {
+                Decision::Retry => return Ok(PublishOutcome::AlreadyPublished),
+                Decision::New { claim_scope } => (None, claim_scope),
+                Decision::Existing { rev } => (Some(rev), None),
+            };
+            if !bytes_stored {
+                // The bytes go first: a crash after this leaves an unreferenced blob, never a
+                // version without its tarball.
+                self.blobs.put(&publish.digests.sha512_hex(), publish.tarball.clone().into()).await?;
+                bytes_stored = true;
+            }
+            match self.packages.publish(self.plan(principal, &publish, expected_rev, claim_scope)).await {
+                Ok(_) => {
+                    self.cache.invalidate(url_name.as_str());
+                    tracing::info!(package.name = %url_name, package.version = %publish.version, actor.name = %principal.user.name, "published");
+                    return Ok(PublishOutcome::Published);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::VersionExists(version)) => return Err(RegistryError::VersionExists(version)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RegistryError::Conflict(format!(
+            "`{url_name}` is being changed by other requests right now: publish again"
+        )))
+    }
+
+    fn decide_existing(&self, principal: &Principal, publish: &VerifiedPublish, state: &PackageState) -> Result<Decision> {
+        if state.access == "restricted" && !principal.is_maintainer(state) {
+            return Err(crate::read::not_found(publish.name.as_str()));
+        }
+        principal.require_maintainer(&publish.name, state)?;
+        let version = publish.version.to_string();
+        if let Some(existing) = state.versions.iter().find(|v| v.version == version) {
+            let identical_retry = existing.is_live()
+                && existing.sha512_hex == publish.digests.sha512_hex()
+                && existing.publisher.id == principal.user.id
+                && self.now() - existing.published_at < self.config.publish_retry_window;
+            return if identical_retry { Ok(Decision::Retry) } else { Err(RegistryError::VersionExists(version)) };
+        }
+        Ok(Decision::Existing { rev: state.rev })
+    }
+
+    async fn decide_new(&self, principal: &Principal, publish: &VerifiedPublish) -> Result<Decision> {
+        let Some(scope) = publish.name.scope() else {
+            return Ok(Decision::New { claim_scope: None });
+        };
+        let owners = self.packages.scope_owners(scope).await?;
+        if owners.is_empty() {
+            return Ok(Decision::New { claim_scope: Some(scope.to_owned()) });
+        }
+        if owners.iter().any(|o| o.user_id == principal.user.id) {
+            Ok(Decision::New { claim_scope: None })
+        } else {
+            Err(RegistryError::Forbidden(format!(
+                "the scope `@{scope}` belongs to other users: ask one of them, or an administrator (`airlock scope assign @{scope} {}`), to let you publish in it",
+                principal.user.name
+            )))
+        }
+    }
+
+    fn plan(&self, principal: &Principal, publish: &VerifiedPublish, expected_rev: Option<i64>, claim_scope: Option<String>) -> PublishPlan {
+        let mut manifest = publish.manifest.clone();
+        for key in SERVER_OWNED_KEYS {
+            manifest.remove(*key);
+        }
+        let description = manifest.get("description").and_then(Value::as_str).map(str::to_owned);
+        let keywords = manifest
+            .get("keywords")
+            .and_then(Value::as_array)
+            .map(|k| k.iter().filter_map(Value::as_str).map(str::to_lowercase).collect())
+            .unwrap_or_default();
+        PublishPlan {
+            name: publish.name.to_string(),
+            scope: publish.name.scope().map(str::to_owned),
+            expected_rev,
+            claim_scope,
+            access: publish.access.map(|a| match a {
+                Access::Public => "public".to_owned(),
+                Access::Restricted => "restricted".to_owned(),
+            }),
+            version: NewVersion {
+                version: publish.version.to_string(),
+                manifest,
+                integrity: publish.digests.integrity(),
+                shasum: publish.digests.shasum(),
+                sha512_hex: publish.digests.sha512_hex(),
+                size: publish.tarball.len() as u64,
+                file_count: publish.tarball_info.file_count,
+                unpacked_size: publish.tarball_info.unpacked_size,
+                publisher_id: principal.user.id,
+            },
+            tag: publish.tag.to_string(),
+            description,
+            keywords,
+            now: self.now(),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Turning registry errors into npm-compatible responses: `{"error": "..."}` (npm prints
+//! `body.error`), the right status, and `www-authenticate` where npm reacts to it.
+
+use airlock_registry::RegistryError;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::route::RouteError;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    www_authenticate: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), www_authenticate: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        let (status, www_authenticate) = match &e {
+            RegistryError::Unauthenticated | RegistryError::InvalidToken => {
+                (StatusCode::UNAUTHORIZED, Some("Bearer realm=\"airlock\""))
+            }
+            RegistryError::BadCredentials => (StatusCode::UNAUTHORIZED, Some("Basic realm=\"airlock\"")),
+            // npm turns `ipaddress` into EAUTHIP, "Login is not allowed from your IP address".
+            RegistryError::IpNotAllowed(_) => (StatusCode::UNAUTHORIZED, Some("ipaddress")),
+            RegistryError::ReadOnlyToken
+            | RegistryError::Forbidden(_)
+            | RegistryError::SignupDisabled
+            // npmjs answers 403 to "cannot publish over", and npm's output expects it.
+            | RegistryError::VersionExists(_) => (StatusCode::FORBIDDEN, None),
+            RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+            RegistryError::Conflict(_) => (StatusCode::CONFLICT, None),
+            RegistryError::BadRequest(_)
+            | RegistryError::InvalidName(_)
+            | RegistryError::InvalidVersion(_)
+            | RegistryError::InvalidTag(_)
+            | RegistryError::InvalidPublish(_) => (StatusCode::BAD_REQUEST, None),
+            RegistryError::Store(_) | RegistryError::Blob(_) => {
+                tracing::error!(error = &e as &dyn std::error::Error, "internal error");
+                return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error: the registry logged the details");
+            }
+        };
+        Self { status, message: e.to_string(), www_authenticate }
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> Self {
+        let status = match e {
+            RouteError::Unknown(_) => StatusCode::NOT_FOUND,
+            RouteError::BadSegment(_) => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if let Some(value) = self.www_authenticate {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+        }
+        response
+    }
+}

@@ -1,0 +1,447 @@
+//! Thin handlers: decode the request, call the registry, encode the answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use airlock_registry::{
+    CreateTokenRequest, Credentials, DoneStatus, Principal, ProfileUpdate, PublishOutcome, Registry, Rendered, Representation,
+    SearchQuery,
+};
+use airlock_store::format_time;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::route::{self, Route};
+use crate::{AppState, web};
+
+type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// The corgi media type (protocol §1.1).
+const ABBREVIATED_MEDIA_TYPE: &str = "application/vnd.npm.install-v1+json";
+/// Packuments may be cached for five minutes, as registry.npmjs.org does.
+const PACKUMENT_CACHE_CONTROL_PUBLIC: &str = "public, max-age=300";
+const PACKUMENT_CACHE_CONTROL_PRIVATE: &str = "private, max-age=300";
+/// Tarballs never change once published.
+const TARBALL_CACHE_CONTROL: &str = "public, max-age=31557600, immutable";
+/// npm polls the done URL after this many seconds.
+const WEB_LOGIN_RETRY_AFTER_SECS: &str = "1";
+
+/// Everything about the request a handler may need.
+struct Call {
+    method: Method,
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+    body: Bytes,
+    principal: Option<Principal>,
+    base_url: String,
+}
+
+impl Call {
+    fn principal(&self) -> Option<&Principal> {
+        self.principal.as_ref()
+    }
+}
+
+pub(crate) async fn dispatch(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
+    match handle(&state, peer, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(state: &AppState, peer: SocketAddr, request: Request) -> Result<Response> {
+    let route = route::parse(request.uri().path())?;
+    let (parts, body) = request.into_parts();
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+    let credentials = credentials(&parts.headers)?;
+    let registry = &state.registry;
+    let principal = registry.authenticate(credentials, peer.ip()).await?;
+    let base_url = base_url(state, &parts.headers);
+    let call = Call { method: parts.method, headers: parts.headers, query, body, principal, base_url };
+    route_call(registry, &call, route).await
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than this registry accepts ({limit} bytes): ask an administrator to raise max_body_bytes"),
+        )
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+}
+
+fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ApiError::bad_request("the Authorization header is not valid text"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(Credentials::Bearer(rest.to_owned())));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .ok_or_else(|| ApiError::bad_request("the Basic credentials are not valid base64 of user:password"))?;
+        let (username, password) =
+            decoded.split_once(':').ok_or_else(|| ApiError::bad_request("the Basic credentials must be user:password"))?;
+        return Ok(Some(Credentials::Basic { username: username.to_owned(), password: password.to_owned() }));
+    }
+    Err(ApiError::bad_request(format!("unsupported authorization scheme `{scheme}`: use a Bearer token")))
+}
+
+/// The registry's own base URL, ending in `/`.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}/")
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    (status, axum::Json(value)).into_response()
+}
+
+fn ok_json(value: &Value) -> Response {
+    json_response(StatusCode::OK, value)
+}
+
+fn method_not_allowed(call: &Call) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on this route", call.method))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON for this route: {e}")))
+}
+
+async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Response> {
+    let p = call.principal();
+    let m = &call.method;
+    Ok(match route {
+        Route::Ping => ok_json(&json!({})),
+        Route::Whoami => {
+            let principal = p.ok_or(airlock_registry::RegistryError::Unauthenticated)?;
+            ok_json(&json!({ "username": principal.user.name }))
+        }
+        Route::AdvisoriesBulk | Route::AuditsQuick if m == Method::POST => {
+            // No advisory database yet: an honest "nothing known" in the shape npm expects.
+            ok_json(&json!({}))
+        }
+        Route::Package { name } if m == Method::GET || m == Method::HEAD => packument(registry, call, &name).await?,
+        Route::Package { name } if m == Method::PUT => {
+            if is_publish(&call.body) {
+                let outcome = registry.publish(p, &name, &call.body).await?;
+                let status = if outcome == PublishOutcome::Published { StatusCode::CREATED } else { StatusCode::OK };
+                json_response(status, &json!({ "ok": true, "id": name, "success": true }))
+            } else {
+                registry.update_metadata(p, &name, &call.body).await?;
+                ok_json(&json!({ "ok": true, "id": name }))
+            }
+        }
+        Route::PackageRev { name, rev } if m == Method::PUT => ok_json(&registry.put_with_rev(p, &name, &rev, &call.body).await?),
+        Route::PackageRev { name, rev } if m == Method::DELETE => {
+            registry.unpublish_package(p, &name, &rev).await?;
+            ok_json(&json!({ "ok": true, "id": name }))
+        }
+        Route::Tarball { name, filename } if m == Method::GET || m == Method::HEAD => tarball(registry, call, &name, &filename).await?,
+        Route::TarballRev { name, filename, rev } if m == Method::DELETE => {
+            registry.delete_tarball(p, &name, &filename, &rev).await?;
+            ok_json(&json!({ "ok": true }))
+        }
+        Route::DistTags { name } if m == Method::GET => ok_json(&json!(registry.dist_tags(p, &name).await?)),
+        Route::DistTag { name, tag } if m == Method::PUT || m == Method::POST => {
+            registry.set_dist_tag(p, &name, &tag, &call.body).await?;
+            json_response(StatusCode::CREATED, &json!({ "ok": true }))
+        }
+        Route::DistTag { name, tag } if m == Method::DELETE => {
+            registry.remove_dist_tag(p, &name, &tag).await?;
+            ok_json(&json!({ "ok": true }))
+        }
+        Route::Visibility { name } if m == Method::GET => ok_json(&json!({ "public": registry.visibility(p, &name).await? })),
+        Route::Access { name } if m == Method::POST => {
+            registry.set_access(p, &name, &call.body).await?;
+            ok_json(&json!({ "ok": true }))
+        }
+        Route::Collaborators { name } if m == Method::GET => ok_json(&json!(registry.collaborators(p, &name).await?)),
+        Route::UserPackages { user } if m == Method::GET => ok_json(&json!(registry.packages_of_user(p, &user).await?)),
+        Route::OrgPackages { scope } => {
+            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("this registry has no organisations (asked for `{scope}`)")));
+        }
+        Route::Search if m == Method::GET => search(registry, call).await?,
+        Route::User { name } if m == Method::PUT => {
+            let outcome = registry.couch_login(&name, &call.body).await?;
+            json_response(
+                StatusCode::CREATED,
+                &json!({ "ok": true, "id": format!("org.couchdb.user:{}", outcome.user.name), "rev": "1", "token": outcome.token.expose() }),
+            )
+        }
+        Route::User { name } if m == Method::GET => ok_json(&registry.user_document(p, &name).await?),
+        Route::Logout { token } if m == Method::DELETE => {
+            registry.logout(p, &token).await?;
+            ok_json(&json!({ "ok": true }))
+        }
+        Route::WebLoginStart if m == Method::POST => web_login_start(registry, call).await?,
+        Route::WebLoginDone if m == Method::GET => web_login_done(registry, call).await?,
+        Route::WebLoginPage { login_id } if m == Method::GET => web_login_page(registry, &login_id).await,
+        Route::WebLoginPage { login_id } if m == Method::POST => web_login_submit(registry, call, &login_id).await,
+        Route::Tokens if m == Method::GET => token_list(registry, call).await?,
+        Route::Tokens if m == Method::POST => {
+            let request: CreateTokenRequest = parse_json(&call.body)?;
+            let created = registry.create_token(p, &request).await?;
+            let r = &created.record;
+            ok_json(&json!({
+                "token": created.token.expose(),
+                "key": r.key,
+                "name": r.name,
+                "readonly": r.readonly,
+                "cidr_whitelist": r.cidr_whitelist,
+                "created": format_time(r.created_at),
+                "updated": format_time(r.created_at),
+                "expires": r.expires_at.map(format_time),
+            }))
+        }
+        Route::Token { key } if m == Method::DELETE => {
+            registry.revoke_token(p, &key).await?;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Route::Profile if m == Method::GET => {
+            let principal = p.ok_or(airlock_registry::RegistryError::Unauthenticated)?;
+            ok_json(&Registry::profile(principal))
+        }
+        Route::Profile if m == Method::POST => {
+            let update: ProfileUpdate = parse_json(&call.body)?;
+            ok_json(&registry.update_profile(p, update).await?)
+        }
+        Route::AdvisoriesBulk
+        | Route::AuditsQuick
+        | Route::Package { .. }
+        | Route::PackageRev { .. }
+        | Route::Tarball { .. }
+        | Route::TarballRev { .. }
+        | Route::DistTags { .. }
+        | Route::DistTag { .. }
+        | Route::Visibility { .. }
+        | Route::Access { .. }
+        | Route::Collaborators { .. }
+        | Route::UserPackages { .. }
+        | Route::Search
+        | Route::User { .. }
+        | Route::Logout { .. }
+        | Route::WebLoginStart
+        | Route::WebLoginDone
+        | Route::WebLoginPage { .. }
+        | Route::Tokens
+        | Route::Token { .. }
+        | Route::Profile => return Err(method_not_allowed(call)),
+    })
+}
+
+/// A publish body carries `_attachments` with at least one entry; deprecate sends none.
+fn is_publish(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "_attachments", default)]
+        attachments: Option<serde::de::IgnoredAny>,
+    }
+    // Malformed JSON is handed to publish, which explains what is wrong with it.
+    serde_json::from_slice::<Probe>(body).map_or(true, |probe| probe.attachments.is_some())
+}
+
+fn wants_abbreviated(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(ABBREVIATED_MEDIA_TYPE))
+}
+
+/// Does `If-None-Match` name this ETag (or `*`)? Weak comparison, as RFC 9110 asks for GET.
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    let bare = etag.trim_start_matches("W/");
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == bare)
+}
+
+async fn packument(registry: &Registry, call: &Call, name: &str) -> Result<Response> {
+    let representation = if wants_abbreviated(&call.headers) { Representation::Abbreviated } else { Representation::Full };
+    let packument = registry.packument(call.principal(), name, representation, &call.base_url).await?;
+    let rendered: &Rendered = packument.rendered();
+    let cache_control = if packument.is_public() && !registry.config().read_requires_auth {
+        PACKUMENT_CACHE_CONTROL_PUBLIC
+    } else {
+        PACKUMENT_CACHE_CONTROL_PRIVATE
+    };
+    let content_type = match representation {
+        Representation::Full => "application/json",
+        Representation::Abbreviated => ABBREVIATED_MEDIA_TYPE,
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding, Authorization"));
+    if let Ok(etag) = HeaderValue::from_str(&rendered.etag) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(modified) = HeaderValue::from_str(&httpdate::fmt_http_date(rendered.last_modified.into())) {
+        headers.insert(header::LAST_MODIFIED, modified);
+    }
+    if etag_matches(&call.headers, &rendered.etag) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let body = if call.method == Method::HEAD { Body::empty() } else { Body::from(rendered.body.clone()) };
+    Ok((StatusCode::OK, headers, body).into_response())
+}
+
+async fn tarball(registry: &Registry, call: &Call, name: &str, filename: &str) -> Result<Response> {
+    let tarball = registry.tarball(call.principal(), name, filename, &call.base_url).await?;
+    let etag = format!("\"{}\"", &tarball.sha512_hex[..40]);
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(TARBALL_CACHE_CONTROL));
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    if etag_matches(&call.headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(tarball.size));
+    let body = if call.method == Method::HEAD { Body::empty() } else { Body::from_stream(tarball.stream) };
+    Ok((StatusCode::OK, headers, body).into_response())
+}
+
+async fn search(registry: &Registry, call: &Call) -> Result<Response> {
+    let number = |key: &str, default: u64| -> Result<u64> {
+        call.query.get(key).map_or(Ok(default), |v| {
+            v.parse().map_err(|_| ApiError::bad_request(format!("`{key}` must be a whole number, not `{v}`")))
+        })
+    };
+    let query = SearchQuery { text: call.query.get("text").cloned().unwrap_or_default(), from: number("from", 0)?, size: number("size", 20)? };
+    let result = registry.search(call.principal(), &query, &call.base_url).await?;
+    Ok(ok_json(&json!({
+        "objects": result.objects,
+        "total": result.total,
+        "time": format_time(time::OffsetDateTime::now_utc()),
+    })))
+}
+
+async fn token_list(registry: &Registry, call: &Call) -> Result<Response> {
+    let page: usize = match call.query.get("page") {
+        Some(v) => v.parse().map_err(|_| ApiError::bad_request(format!("`page` must be a whole number, not `{v}`")))?,
+        None => 0,
+    };
+    let list = registry.list_tokens(call.principal(), page).await?;
+    let objects: Vec<Value> = list
+        .objects
+        .iter()
+        .map(|t| {
+            json!({
+                "key": t.key,
+                "token": t.display,
+                "name": t.name,
+                "created": format_time(t.created_at),
+                "updated": format_time(t.created_at),
+                "readonly": t.readonly,
+                "cidr_whitelist": t.cidr_whitelist,
+                "expires": t.expires_at.map(format_time),
+            })
+        })
+        .collect();
+    let mut urls = json!({});
+    if let Some(next) = list.next_page {
+        urls["next"] = json!(format!("{}-/npm/v1/tokens?page={next}", call.base_url));
+    }
+    Ok(ok_json(&json!({ "objects": objects, "total": list.total, "urls": urls })))
+}
+
+async fn web_login_start(registry: &Registry, call: &Call) -> Result<Response> {
+    #[derive(serde::Deserialize, Default)]
+    struct Body {
+        #[serde(default)]
+        create: bool,
+    }
+    let body: Body = if call.body.is_empty() { Body::default() } else { parse_json(&call.body)? };
+    let start = registry.start_web_login(body.create).await?;
+    Ok(ok_json(&json!({
+        "loginUrl": format!("{}-/web/login/{}", call.base_url, start.login_id),
+        "doneUrl": format!("{}-/v1/done?authId={}", call.base_url, start.done_secret),
+    })))
+}
+
+async fn web_login_done(registry: &Registry, call: &Call) -> Result<Response> {
+    let secret = call.query.get("authId").ok_or_else(|| ApiError::bad_request("the done URL needs its `authId`"))?;
+    Ok(match registry.poll_web_login(secret).await? {
+        DoneStatus::Pending => {
+            let mut response = json_response(StatusCode::ACCEPTED, &json!({}));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(WEB_LOGIN_RETRY_AFTER_SECS));
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        DoneStatus::Done(token) => {
+            let mut response = ok_json(&json!({ "token": token.expose() }));
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+    })
+}
+
+fn html(status: StatusCode, page: String) -> Response {
+    let mut response = (status, Html(page)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The page must not be framed (clickjacking) nor load anything from elsewhere.
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+async fn web_login_page(registry: &Registry, login_id: &str) -> Response {
+    match registry.web_login_page(login_id).await {
+        Ok(offer_signup) => html(StatusCode::OK, web::login_form(&format!("/-/web/login/{login_id}"), offer_signup, None)),
+        Err(_) => html(StatusCode::NOT_FOUND, web::expired()),
+    }
+}
+
+async fn web_login_submit(registry: &Registry, call: &Call, login_id: &str) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&call.body).into_owned().collect();
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    let email = form.get("email").map(String::as_str).filter(|e| !e.is_empty());
+    match registry.complete_web_login(login_id, field("username"), field("password"), email).await {
+        Ok(user) => html(StatusCode::OK, web::logged_in(&user.name)),
+        Err(airlock_registry::RegistryError::NotFound(_)) => html(StatusCode::NOT_FOUND, web::expired()),
+        Err(e) => {
+            let message = e.to_string();
+            let status = ApiError::from(e).into_response().status();
+            let offer_signup = registry.web_login_page(login_id).await.unwrap_or(false);
+            html(status, web::login_form(&format!("/-/web/login/{login_id}"), offer_signup, Some(&message)))
+        }
+    }
+}

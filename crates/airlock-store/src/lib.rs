@@ -1,0 +1,278 @@
+#![doc = include_str!("../README.md")]
+
+mod blobs;
+mod sqlite;
+mod time_format;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use blobs::{BlobError, TarballBlobs};
+pub use sqlite::SqliteStore;
+pub use time_format::{format_time, parse_time};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The package changed since the caller read it (optimistic concurrency).
+    #[error("the package changed while this request was being handled")]
+    Conflict,
+    #[error("version `{0}` already exists or existed")]
+    VersionExists(String),
+    #[error("`{0}` already exists")]
+    AlreadyExists(String),
+    #[error("`{0}` was not found")]
+    NotFound(String),
+    #[error("the database failed")]
+    Database(#[source] sqlx::Error),
+    #[error("the database holds data that does not parse: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+
+#[derive(Clone)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub fullname: Option<String>,
+    pub homepage: Option<String>,
+    pub github: Option<String>,
+    pub twitter: Option<String>,
+    pub freenode: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("is_admin", &self.is_admin)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct NewUser {
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub now: OffsetDateTime,
+}
+
+/// Profile fields a user may change; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Default)]
+pub struct ProfileChange {
+    pub email: Option<String>,
+    pub fullname: Option<Option<String>>,
+    pub homepage: Option<Option<String>>,
+    pub github: Option<Option<String>>,
+    pub twitter: Option<Option<String>>,
+    pub freenode: Option<Option<String>>,
+    pub password_hash: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    pub key: String,
+    pub user_id: i64,
+    pub display: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub readonly: bool,
+    pub cidr_whitelist: Option<Vec<String>>,
+    /// Package names and `@scope`s this token may write; `None` means every package of its user.
+    pub packages: Option<Vec<String>>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+pub struct NewToken {
+    pub record: TokenRecord,
+    /// Hex SHA-256 of the token.
+    pub hash: String,
+}
+
+pub enum WebLoginRedeem {
+    /// No such login (never started, expired, or already redeemed).
+    Unknown,
+    /// The browser side has not finished yet.
+    Pending,
+    /// Finished: the token was stored for this user and the login is gone.
+    Redeemed(User),
+}
+
+#[derive(Clone, Debug)]
+pub struct WebLogin {
+    pub login_id: String,
+    pub create_account: bool,
+    pub user_id: Option<i64>,
+    pub expires_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User>;
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn update_profile(&self, user_id: i64, change: ProfileChange, now: OffsetDateTime) -> StoreResult<User>;
+
+    async fn insert_token(&self, token: NewToken) -> StoreResult<()>;
+    /// The token with this hash and its user, if it exists and has not expired at `now`.
+    async fn token_by_hash(&self, hash: &str, now: OffsetDateTime) -> StoreResult<Option<(TokenRecord, User)>>;
+    async fn list_tokens(&self, user_id: i64) -> StoreResult<Vec<TokenRecord>>;
+    async fn all_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
+    /// Deletes one token by its key; returns whether it existed.
+    async fn delete_token(&self, key: &str) -> StoreResult<bool>;
+
+    async fn create_web_login(&self, login_id: &str, done_hash: &str, create_account: bool, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
+    async fn web_login(&self, login_id: &str, now: OffsetDateTime) -> StoreResult<Option<WebLogin>>;
+    async fn complete_web_login(&self, login_id: &str, user_id: i64, now: OffsetDateTime) -> StoreResult<bool>;
+    /// In one transaction: if the login behind `done_hash` is complete, store `token` for its
+    /// user (the store sets `token.record.user_id`) and forget the login.
+    async fn redeem_web_login(&self, done_hash: &str, token: NewToken, now: OffsetDateTime) -> StoreResult<WebLoginRedeem>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packages
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct VersionRecord {
+    pub version: String,
+    /// The version object as published, without `dist`.
+    pub manifest: serde_json::Map<String, serde_json::Value>,
+    pub integrity: String,
+    pub shasum: String,
+    pub sha512_hex: String,
+    pub size: u64,
+    pub file_count: u64,
+    pub unpacked_size: u64,
+    pub publisher: Person,
+    pub published_at: OffsetDateTime,
+    pub deprecated: Option<String>,
+    pub unpublished_at: Option<OffsetDateTime>,
+}
+
+impl VersionRecord {
+    #[must_use]
+    pub fn is_live(&self) -> bool {
+        self.unpublished_at.is_none()
+    }
+}
+
+/// Everything stored about one package, read in one transaction.
+#[derive(Clone, Debug)]
+pub struct PackageState {
+    pub id: i64,
+    pub name: String,
+    pub access: String,
+    pub rev: i64,
+    pub created_at: OffsetDateTime,
+    pub modified_at: OffsetDateTime,
+    pub unpublished_at: Option<OffsetDateTime>,
+    /// Every version ever published, unpublished ones included, oldest first.
+    pub versions: Vec<VersionRecord>,
+    pub dist_tags: BTreeMap<String, String>,
+    pub maintainers: Vec<Person>,
+}
+
+pub struct NewVersion {
+    pub version: String,
+    pub manifest: serde_json::Map<String, serde_json::Value>,
+    pub integrity: String,
+    pub shasum: String,
+    pub sha512_hex: String,
+    pub size: u64,
+    pub file_count: u64,
+    pub unpacked_size: u64,
+    pub publisher_id: i64,
+}
+
+/// A publish, as decided by the caller.
+pub struct PublishPlan {
+    pub name: String,
+    pub scope: Option<String>,
+    /// `None`: the package must not exist yet. `Some(rev)`: it must still be at `rev`.
+    pub expected_rev: Option<i64>,
+    /// Make the publisher the owner of this (so far unowned) scope.
+    pub claim_scope: Option<String>,
+    /// Access level for a new package, or a change of it for an existing one.
+    pub access: Option<String>,
+    pub version: NewVersion,
+    pub tag: String,
+    pub description: Option<String>,
+    pub keywords: Vec<String>,
+    pub now: OffsetDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub enum PackageChange {
+    SetDeprecations(BTreeMap<String, Option<String>>),
+    /// Marks versions unpublished and replaces the dist-tags with `dist_tags`.
+    UnpublishVersions { versions: Vec<String>, dist_tags: BTreeMap<String, String> },
+    UnpublishPackage,
+    SetMaintainers(Vec<i64>),
+    SetDistTag { tag: String, version: String },
+    RemoveDistTag(String),
+    SetAccess(String),
+}
+
+impl PackageChange {
+    fn kind(&self) -> &'static str {
+        match self {
+            PackageChange::SetDeprecations(_) => "deprecate",
+            PackageChange::UnpublishVersions { .. } => "unpublish-versions",
+            PackageChange::UnpublishPackage => "unpublish-package",
+            PackageChange::SetMaintainers(_) => "set-maintainers",
+            PackageChange::SetDistTag { .. } => "dist-tag-set",
+            PackageChange::RemoveDistTag(_) => "dist-tag-remove",
+            PackageChange::SetAccess(_) => "access",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ScopeOwner {
+    pub user_id: i64,
+    pub assigned_by_admin: bool,
+}
+
+#[async_trait]
+pub trait Packages: Send + Sync {
+    async fn package(&self, name: &str) -> StoreResult<Option<PackageState>>;
+    /// Stores a new version, its dist-tag, and the package and scope claim when new, in one
+    /// transaction. Returns the new revision.
+    async fn publish(&self, plan: PublishPlan) -> StoreResult<i64>;
+    /// Applies one change if the package is still at `expected_rev`; returns the new revision.
+    async fn update_package(&self, name: &str, expected_rev: i64, change: PackageChange, actor_id: i64, now: OffsetDateTime) -> StoreResult<i64>;
+    async fn scope_owners(&self, scope: &str) -> StoreResult<Vec<ScopeOwner>>;
+    async fn assign_scope(&self, scope: &str, user_id: i64, now: OffsetDateTime) -> StoreResult<()>;
+    /// Names of live packages whose name, description or keywords contain every term, and how
+    /// many there are in all.
+    async fn search(&self, terms: &[String], from: u64, size: u64) -> StoreResult<(Vec<String>, u64)>;
+    /// Names of the packages a user maintains.
+    async fn packages_of(&self, user_id: i64) -> StoreResult<Vec<String>>;
+}

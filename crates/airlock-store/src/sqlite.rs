@@ -1,0 +1,795 @@
+//! The SQLite backend: one file in WAL mode, a single writer connection (so writes are
+//! serialised in-process and `BEGIN IMMEDIATE` makes other processes wait, not fail) and a small
+//! pool of readers that never block on the writer.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
+
+use crate::{
+    Accounts, NewToken, NewUser, PackageChange, PackageState, Packages, Person, ProfileChange, PublishPlan, ScopeOwner,
+    StoreError, StoreResult, TokenRecord, User, VersionRecord, WebLogin, WebLoginRedeem, format_time, parse_time,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for another process (say `airlock user add` while the server runs)
+/// to finish its transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit that was acknowledged survives power loss, not just a crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Database(e.into()))?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { reader, writer })
+    }
+
+    async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn time_col(row: &SqliteRow, col: &str) -> StoreResult<OffsetDateTime> {
+    let s: String = row.try_get(col)?;
+    parse_time(&s).map_err(|_| StoreError::Corrupt(format!("timestamp `{s}` in column {col}")))
+}
+
+fn opt_time_col(row: &SqliteRow, col: &str) -> StoreResult<Option<OffsetDateTime>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| parse_time(&s).map_err(|_| StoreError::Corrupt(format!("timestamp `{s}` in column {col}"))))
+        .transpose()
+}
+
+fn json_list_col(row: &SqliteRow, col: &str) -> StoreResult<Option<Vec<String>>> {
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(format!("list in column {col}"))))
+        .transpose()
+}
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        is_admin: row.try_get("is_admin")?,
+        fullname: row.try_get("fullname")?,
+        homepage: row.try_get("homepage")?,
+        github: row.try_get("github")?,
+        twitter: row.try_get("twitter")?,
+        freenode: row.try_get("freenode")?,
+        created_at: time_col(row, "created_at")?,
+        updated_at: time_col(row, "updated_at")?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> StoreResult<TokenRecord> {
+    Ok(TokenRecord {
+        key: row.try_get("key")?,
+        user_id: row.try_get("user_id")?,
+        display: row.try_get("display")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        readonly: row.try_get("readonly")?,
+        cidr_whitelist: json_list_col(row, "cidr_whitelist")?,
+        packages: json_list_col(row, "packages")?,
+        created_at: time_col(row, "created_at")?,
+        expires_at: opt_time_col(row, "expires_at")?,
+    })
+}
+
+const USER_COLUMNS: &str =
+    "id, name, email, password_hash, is_admin, fullname, homepage, github, twitter, freenode, created_at, updated_at";
+const TOKEN_COLUMNS: &str =
+    "key, user_id, display, name, description, readonly, cidr_whitelist, packages, created_at, expires_at";
+
+/// Our dynamic SQL is assembled only from constant fragments and `?` placeholders; every
+/// value is bound, never formatted in.
+fn trusted_sql(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+async fn insert_token(conn: &mut SqliteConnection, token: &NewToken) -> StoreResult<()> {
+    let r = &token.record;
+    let list = |l: &Option<Vec<String>>| l.as_ref().map(|l| serde_json::Value::from(l.clone()).to_string());
+    sqlx::query(
+        "INSERT INTO tokens (key, hash, user_id, display, name, description, readonly, cidr_whitelist, packages, created_at, expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&r.key)
+    .bind(&token.hash)
+    .bind(r.user_id)
+    .bind(&r.display)
+    .bind(&r.name)
+    .bind(&r.description)
+    .bind(r.readonly)
+    .bind(list(&r.cidr_whitelist))
+    .bind(list(&r.packages))
+    .bind(format_time(r.created_at))
+    .bind(r.expires_at.map(format_time))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    async fn create_user(&self, user: NewUser) -> StoreResult<User> {
+        let now = format_time(user.now);
+        let result = sqlx::query(
+            "INSERT INTO users (name, email, password_hash, is_admin, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(&user.password_hash)
+        .bind(user.is_admin)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.writer)
+        .await;
+        match result {
+            Ok(done) => self
+                .user_by_id(done.last_insert_rowid())
+                .await?
+                .ok_or_else(|| StoreError::NotFound(user.name.clone())),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(user.name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?")))
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        // The writer pool: callers read their own writes here (create_user).
+        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users ORDER BY name")))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn update_profile(&self, user_id: i64, change: ProfileChange, now: OffsetDateTime) -> StoreResult<User> {
+        let mut tx = self.begin_write().await?;
+        let mut sets: Vec<&str> = vec!["updated_at = ?"];
+        let mut values: Vec<Option<String>> = vec![Some(format_time(now))];
+        if let Some(email) = change.email {
+            sets.push("email = ?");
+            values.push(Some(email));
+        }
+        for (col, value) in [
+            ("fullname = ?", change.fullname),
+            ("homepage = ?", change.homepage),
+            ("github = ?", change.github),
+            ("twitter = ?", change.twitter),
+            ("freenode = ?", change.freenode),
+        ] {
+            if let Some(v) = value {
+                sets.push(col);
+                values.push(v);
+            }
+        }
+        if let Some(hash) = change.password_hash {
+            sets.push("password_hash = ?");
+            values.push(Some(hash));
+        }
+        let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
+        let mut query = sqlx::query(trusted_sql(sql.clone()));
+        for v in values {
+            query = query.bind(v);
+        }
+        let done = query.bind(user_id).execute(&mut *tx).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user #{user_id}")));
+        }
+        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let user = user_from_row(&row)?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    async fn insert_token(&self, token: NewToken) -> StoreResult<()> {
+        let mut conn = self.writer.acquire().await?;
+        insert_token(&mut conn, &token).await
+    }
+
+    async fn token_by_hash(&self, hash: &str, now: OffsetDateTime) -> StoreResult<Option<(TokenRecord, User)>> {
+        let Some(row) = sqlx::query(trusted_sql(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?")))
+            .bind(hash)
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let token = token_from_row(&row)?;
+        if token.expires_at.is_some_and(|t| t <= now) {
+            return Ok(None);
+        }
+        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
+            .bind(token.user_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(match row {
+            Some(row) => Some((token, user_from_row(&row)?)),
+            None => None,
+        })
+    }
+
+    async fn list_tokens(&self, user_id: i64) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query(trusted_sql(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE user_id = ? ORDER BY created_at, key"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn all_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let rows = sqlx::query(trusted_sql(format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, key")))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn delete_token(&self, key: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM tokens WHERE key = ?")
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_web_login(
+        &self,
+        login_id: &str,
+        done_hash: &str,
+        create_account: bool,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        // Old, abandoned logins are swept whenever a new one starts.
+        sqlx::query("DELETE FROM web_logins WHERE expires_at <= ?")
+            .bind(format_time(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO web_logins (login_id, done_hash, create_account, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(login_id)
+        .bind(done_hash)
+        .bind(create_account)
+        .bind(format_time(now))
+        .bind(format_time(expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn web_login(&self, login_id: &str, now: OffsetDateTime) -> StoreResult<Option<WebLogin>> {
+        let row = sqlx::query("SELECT login_id, create_account, user_id, expires_at FROM web_logins WHERE login_id = ?")
+            .bind(login_id)
+            .fetch_optional(&self.writer)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let login = WebLogin {
+            login_id: row.try_get("login_id")?,
+            create_account: row.try_get("create_account")?,
+            user_id: row.try_get("user_id")?,
+            expires_at: time_col(&row, "expires_at")?,
+        };
+        Ok((login.expires_at > now).then_some(login))
+    }
+
+    async fn complete_web_login(&self, login_id: &str, user_id: i64, now: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE web_logins SET user_id = ? WHERE login_id = ? AND user_id IS NULL AND expires_at > ?",
+        )
+        .bind(user_id)
+        .bind(login_id)
+        .bind(format_time(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn redeem_web_login(&self, done_hash: &str, mut token: NewToken, now: OffsetDateTime) -> StoreResult<WebLoginRedeem> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT login_id, user_id FROM web_logins WHERE done_hash = ? AND expires_at > ?")
+            .bind(done_hash)
+            .bind(format_time(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(WebLoginRedeem::Unknown) };
+        let login_id: String = row.try_get("login_id")?;
+        let Some(user_id) = row.try_get::<Option<i64>, _>("user_id")? else {
+            return Ok(WebLoginRedeem::Pending);
+        };
+        token.record.user_id = user_id;
+        insert_token(&mut tx, &token).await?;
+        sqlx::query("DELETE FROM web_logins WHERE login_id = ?")
+            .bind(&login_id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let user = user_from_row(&row)?;
+        tx.commit().await?;
+        Ok(WebLoginRedeem::Redeemed(user))
+    }
+}
+
+async fn load_package(conn: &mut SqliteConnection, name: &str) -> StoreResult<Option<PackageState>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, name, access, rev, created_at, modified_at, unpublished_at FROM packages WHERE name = ?",
+    )
+    .bind(name)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get("id")?;
+    let mut state = PackageState {
+        id,
+        name: row.try_get("name")?,
+        access: row.try_get("access")?,
+        rev: row.try_get("rev")?,
+        created_at: time_col(&row, "created_at")?,
+        modified_at: time_col(&row, "modified_at")?,
+        unpublished_at: opt_time_col(&row, "unpublished_at")?,
+        versions: Vec::new(),
+        dist_tags: BTreeMap::new(),
+        maintainers: Vec::new(),
+    };
+    let rows = sqlx::query(
+        "SELECT v.version, v.manifest, v.integrity, v.shasum, v.sha512_hex, v.size, v.file_count, v.unpacked_size,
+                v.published_at, v.deprecated, v.unpublished_at, u.id AS uid, u.name AS uname, u.email AS uemail
+         FROM versions v JOIN users u ON u.id = v.publisher_id
+         WHERE v.package_id = ? ORDER BY v.published_at, v.rowid",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &rows {
+        let version: String = row.try_get("version")?;
+        let manifest: String = row.try_get("manifest")?;
+        let manifest = match serde_json::from_str(&manifest) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(StoreError::Corrupt(format!("manifest of {name}@{version}"))),
+        };
+        let count = |col: &str| -> StoreResult<u64> {
+            let n: i64 = row.try_get(col)?;
+            u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{col} of {name}@{version}")))
+        };
+        state.versions.push(VersionRecord {
+            manifest,
+            integrity: row.try_get("integrity")?,
+            shasum: row.try_get("shasum")?,
+            sha512_hex: row.try_get("sha512_hex")?,
+            size: count("size")?,
+            file_count: count("file_count")?,
+            unpacked_size: count("unpacked_size")?,
+            publisher: Person { id: row.try_get("uid")?, name: row.try_get("uname")?, email: row.try_get("uemail")? },
+            published_at: time_col(row, "published_at")?,
+            deprecated: row.try_get("deprecated")?,
+            unpublished_at: opt_time_col(row, "unpublished_at")?,
+            version,
+        });
+    }
+    for row in sqlx::query("SELECT tag, version FROM dist_tags WHERE package_id = ?")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        state.dist_tags.insert(row.try_get("tag")?, row.try_get("version")?);
+    }
+    for row in sqlx::query(
+        "SELECT u.id, u.name, u.email FROM maintainers m JOIN users u ON u.id = m.user_id
+         WHERE m.package_id = ? ORDER BY u.name",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        state.maintainers.push(Person { id: row.try_get("id")?, name: row.try_get("name")?, email: row.try_get("email")? });
+    }
+    Ok(Some(state))
+}
+
+async fn record_event(
+    conn: &mut SqliteConnection,
+    package_id: i64,
+    kind: &str,
+    version: Option<&str>,
+    actor_id: i64,
+    now: &str,
+    detail: serde_json::Value,
+) -> StoreResult<()> {
+    sqlx::query("INSERT INTO package_events (package_id, kind, version, actor_id, at, detail) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(package_id)
+        .bind(kind)
+        .bind(version)
+        .bind(actor_id)
+        .bind(now)
+        .bind(detail.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn bump_rev(conn: &mut SqliteConnection, package_id: i64, now: &str) -> StoreResult<i64> {
+    let row = sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = ? WHERE id = ? RETURNING rev")
+        .bind(now)
+        .bind(package_id)
+        .fetch_one(conn)
+        .await?;
+    Ok(row.try_get("rev")?)
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Packages for SqliteStore {
+    async fn package(&self, name: &str) -> StoreResult<Option<PackageState>> {
+        let mut tx = self.reader.begin().await?;
+        let state = load_package(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(state)
+    }
+
+    async fn publish(&self, plan: PublishPlan) -> StoreResult<i64> {
+        let now = format_time(plan.now);
+        let mut tx = self.begin_write().await?;
+        let existing = sqlx::query("SELECT id, rev FROM packages WHERE name = ?")
+            .bind(&plan.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let package_id = match (existing, plan.expected_rev) {
+            (None, None) => {
+                let access = plan.access.as_deref().unwrap_or("public");
+                let row = sqlx::query(
+                    "INSERT INTO packages (name, scope, access, rev, created_at, modified_at) VALUES (?, ?, ?, 0, ?, ?) RETURNING id",
+                )
+                .bind(&plan.name)
+                .bind(&plan.scope)
+                .bind(access)
+                .bind(&now)
+                .bind(&now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let id: i64 = row.try_get("id")?;
+                sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES (?, ?)")
+                    .bind(id)
+                    .bind(plan.version.publisher_id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            (Some(row), Some(expected)) if row.try_get::<i64, _>("rev")? == expected => {
+                let id: i64 = row.try_get("id")?;
+                if let Some(access) = &plan.access {
+                    sqlx::query("UPDATE packages SET access = ? WHERE id = ?")
+                        .bind(access)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                // Publishing again after the whole package was unpublished brings it back.
+                sqlx::query("UPDATE packages SET unpublished_at = NULL WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            _ => return Err(StoreError::Conflict),
+        };
+        if let Some(scope) = &plan.claim_scope {
+            let claimed = sqlx::query("SELECT 1 FROM scope_owners WHERE scope = ?")
+                .bind(scope)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if claimed.is_some() {
+                return Err(StoreError::Conflict);
+            }
+            sqlx::query("INSERT INTO scope_owners (scope, user_id, assigned_by_admin, created_at) VALUES (?, ?, 0, ?)")
+                .bind(scope)
+                .bind(plan.version.publisher_id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let v = &plan.version;
+        let inserted = sqlx::query(
+            "INSERT INTO versions (package_id, version, manifest, integrity, shasum, sha512_hex, size, file_count,
+                                   unpacked_size, publisher_id, published_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(package_id)
+        .bind(&v.version)
+        .bind(serde_json::Value::Object(v.manifest.clone()).to_string())
+        .bind(&v.integrity)
+        .bind(&v.shasum)
+        .bind(&v.sha512_hex)
+        .bind(to_i64(v.size))
+        .bind(to_i64(v.file_count))
+        .bind(to_i64(v.unpacked_size))
+        .bind(v.publisher_id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::VersionExists(v.version.clone())),
+            Err(e) => return Err(e.into()),
+        }
+        sqlx::query("INSERT INTO dist_tags (package_id, tag, version) VALUES (?, ?, ?)
+                     ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version")
+            .bind(package_id)
+            .bind(&plan.tag)
+            .bind(&v.version)
+            .execute(&mut *tx)
+            .await?;
+        if plan.tag == "latest" {
+            sqlx::query("UPDATE packages SET description = ?, keywords = ? WHERE id = ?")
+                .bind(&plan.description)
+                .bind(serde_json::Value::from(plan.keywords.clone()).to_string())
+                .bind(package_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let rev = bump_rev(&mut tx, package_id, &now).await?;
+        record_event(
+            &mut tx,
+            package_id,
+            "publish",
+            Some(&v.version),
+            v.publisher_id,
+            &now,
+            serde_json::json!({ "tag": plan.tag, "integrity": v.integrity, "sha512": v.sha512_hex }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rev)
+    }
+
+    async fn update_package(
+        &self,
+        name: &str,
+        expected_rev: i64,
+        change: PackageChange,
+        actor_id: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<i64> {
+        let now = format_time(now);
+        let mut tx = self.begin_write().await?;
+        let Some(row) = sqlx::query("SELECT id, rev FROM packages WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Err(StoreError::NotFound(name.to_owned()));
+        };
+        let package_id: i64 = row.try_get("id")?;
+        if row.try_get::<i64, _>("rev")? != expected_rev {
+            return Err(StoreError::Conflict);
+        }
+        let detail;
+        match &change {
+            PackageChange::SetDeprecations(map) => {
+                for (version, message) in map {
+                    sqlx::query("UPDATE versions SET deprecated = ? WHERE package_id = ? AND version = ? AND unpublished_at IS NULL")
+                        .bind(message)
+                        .bind(package_id)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                detail = serde_json::json!({ "deprecations": map });
+            }
+            PackageChange::UnpublishVersions { versions, dist_tags } => {
+                for version in versions {
+                    sqlx::query("UPDATE versions SET unpublished_at = ? WHERE package_id = ? AND version = ? AND unpublished_at IS NULL")
+                        .bind(&now)
+                        .bind(package_id)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                replace_tags(&mut tx, package_id, dist_tags).await?;
+                detail = serde_json::json!({ "versions": versions, "dist-tags": dist_tags });
+            }
+            PackageChange::UnpublishPackage => {
+                sqlx::query("UPDATE versions SET unpublished_at = ? WHERE package_id = ? AND unpublished_at IS NULL")
+                    .bind(&now)
+                    .bind(package_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE packages SET unpublished_at = ? WHERE id = ?")
+                    .bind(&now)
+                    .bind(package_id)
+                    .execute(&mut *tx)
+                    .await?;
+                replace_tags(&mut tx, package_id, &BTreeMap::new()).await?;
+                detail = serde_json::json!({});
+            }
+            PackageChange::SetMaintainers(ids) => {
+                sqlx::query("DELETE FROM maintainers WHERE package_id = ?")
+                    .bind(package_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for id in ids {
+                    sqlx::query("INSERT OR IGNORE INTO maintainers (package_id, user_id) VALUES (?, ?)")
+                        .bind(package_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                detail = serde_json::json!({ "maintainers": ids });
+            }
+            PackageChange::SetDistTag { tag, version } => {
+                sqlx::query("INSERT INTO dist_tags (package_id, tag, version) VALUES (?, ?, ?)
+                             ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version")
+                    .bind(package_id)
+                    .bind(tag)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                detail = serde_json::json!({ "tag": tag, "version": version });
+            }
+            PackageChange::RemoveDistTag(tag) => {
+                sqlx::query("DELETE FROM dist_tags WHERE package_id = ? AND tag = ?")
+                    .bind(package_id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
+                detail = serde_json::json!({ "tag": tag });
+            }
+            PackageChange::SetAccess(access) => {
+                sqlx::query("UPDATE packages SET access = ? WHERE id = ?")
+                    .bind(access)
+                    .bind(package_id)
+                    .execute(&mut *tx)
+                    .await?;
+                detail = serde_json::json!({ "access": access });
+            }
+        }
+        let rev = bump_rev(&mut tx, package_id, &now).await?;
+        record_event(&mut tx, package_id, change.kind(), None, actor_id, &now, detail).await?;
+        tx.commit().await?;
+        Ok(rev)
+    }
+
+    async fn scope_owners(&self, scope: &str) -> StoreResult<Vec<ScopeOwner>> {
+        let rows = sqlx::query("SELECT user_id, assigned_by_admin FROM scope_owners WHERE scope = ? ORDER BY created_at")
+            .bind(scope)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(ScopeOwner { user_id: row.try_get("user_id")?, assigned_by_admin: row.try_get("assigned_by_admin")? }))
+            .collect()
+    }
+
+    async fn assign_scope(&self, scope: &str, user_id: i64, now: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("INSERT INTO scope_owners (scope, user_id, assigned_by_admin, created_at) VALUES (?, ?, 1, ?)
+                     ON CONFLICT (scope, user_id) DO UPDATE SET assigned_by_admin = 1")
+            .bind(scope)
+            .bind(user_id)
+            .bind(format_time(now))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn search(&self, terms: &[String], from: u64, size: u64) -> StoreResult<(Vec<String>, u64)> {
+        let mut filter = String::from("unpublished_at IS NULL AND access = 'public'");
+        for _ in terms {
+            filter.push_str(
+                " AND (instr(name, ?) > 0 OR instr(lower(coalesce(description, '')), ?) > 0 OR instr(lower(coalesce(keywords, '')), ?) > 0)",
+            );
+        }
+        let count_sql = format!("SELECT count(*) AS n FROM packages WHERE {filter}");
+        let list_sql = format!(
+            "SELECT name FROM packages WHERE {filter}
+             ORDER BY (name = ?) DESC, length(name), name LIMIT ? OFFSET ?"
+        );
+        let mut count = sqlx::query(trusted_sql(count_sql.clone()));
+        let mut list = sqlx::query(trusted_sql(list_sql.clone()));
+        for term in terms {
+            count = count.bind(term).bind(term).bind(term);
+            list = list.bind(term).bind(term).bind(term);
+        }
+        let total: i64 = count.fetch_one(&self.reader).await?.try_get("n")?;
+        let rows = list
+            .bind(terms.join(" "))
+            .bind(to_i64(size))
+            .bind(to_i64(from))
+            .fetch_all(&self.reader)
+            .await?;
+        let names = rows.iter().map(|r| r.try_get("name")).collect::<Result<Vec<String>, _>>()?;
+        Ok((names, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn packages_of(&self, user_id: i64) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT p.name FROM packages p JOIN maintainers m ON m.package_id = p.id
+             WHERE m.user_id = ? AND p.unpublished_at IS NULL ORDER BY p.name",
+        )
+        .bind(user_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(|r| r.try_get("name")).collect::<Result<Vec<String>, _>>()?)
+    }
+}
+
+async fn replace_tags(conn: &mut SqliteConnection, package_id: i64, tags: &BTreeMap<String, String>) -> StoreResult<()> {
+    sqlx::query("DELETE FROM dist_tags WHERE package_id = ?")
+        .bind(package_id)
+        .execute(&mut *conn)
+        .await?;
+    for (tag, version) in tags {
+        sqlx::query("INSERT INTO dist_tags (package_id, tag, version) VALUES (?, ?, ?)")
+            .bind(package_id)
+            .bind(tag)
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

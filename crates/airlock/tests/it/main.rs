@@ -1,0 +1,16 @@
+//! End-to-end tests: the real `airlock` binary, spawned on 127.0.0.1:0, driven by the real npm CLI
+//! (and pnpm, yarn 4) in isolated homes, plus raw HTTP for what npm never sends.
+//!
+//! One integration-test binary (`it`), one module per area; every test starts its own server.
+
+mod admin;
+mod auth;
+mod authz;
+mod bad_input;
+mod common;
+mod durability;
+mod install;
+mod manage;
+mod publish;
+mod serve;
+mod wire;
