@@ -2,16 +2,18 @@
 
 use std::time::Duration;
 
-use airlock_store::{NewToken, NewUser, ProfileChange, TokenRecord, User, WebLoginRedeem, format_time};
+use airlock_store::{
+    NewToken, NewUser, ProfileChange, TokenRecord, User, WebLoginRedeem, format_time,
+};
 use airlock_trust::{ApiToken, hash_password, random_hex};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::Registry;
 use crate::auth::{Principal, require_principal};
 use crate::error::{RegistryError, Result};
-use crate::Registry;
 
 /// Tokens listed per page of `GET /-/npm/v1/tokens`.
 const TOKENS_PER_PAGE: usize = 100;
@@ -21,7 +23,9 @@ const TOKENS_PER_PAGE: usize = 100;
 fn check_user_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.')
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
         && !name.starts_with(['.', '_', '-']);
     if ok {
         Ok(())
@@ -33,8 +37,18 @@ fn check_user_name(name: &str) -> Result<()> {
 }
 
 fn check_email(email: &str) -> Result<()> {
-    let ok = email.len() <= 254 && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')) && !email.contains(char::is_whitespace);
-    if ok { Ok(()) } else { Err(RegistryError::BadRequest(format!("`{email}` is not a valid email address"))) }
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
+        && !email.contains(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::BadRequest(format!(
+            "`{email}` is not a valid email address"
+        )))
+    }
 }
 
 /// A new account, as the admin CLI or open sign-up asks for it.
@@ -134,16 +148,23 @@ impl Registry {
     pub async fn create_account(&self, account: NewAccount) -> Result<User> {
         check_user_name(&account.name)?;
         check_email(&account.email)?;
-        let password_hash = hash_password(&account.password).map_err(|e| RegistryError::BadRequest(e.to_string()))?;
+        let password_hash = hash_password(&account.password)
+            .map_err(|e| RegistryError::BadRequest(e.to_string()))?;
         match self
             .accounts
-            .create_user(NewUser { name: account.name.clone(), email: account.email, password_hash, is_admin: account.is_admin, now: self.now() })
+            .create_user(NewUser {
+                name: account.name.clone(),
+                email: account.email,
+                password_hash,
+                is_admin: account.is_admin,
+                now: self.now(),
+            })
             .await
         {
             Ok(user) => Ok(user),
-            Err(airlock_store::StoreError::AlreadyExists(_)) => {
-                Err(RegistryError::Conflict(format!("the user name `{}` is taken", account.name)))
-            }
+            Err(airlock_store::StoreError::AlreadyExists(_)) => Err(RegistryError::Conflict(
+                format!("the user name `{}` is taken", account.name),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -157,22 +178,36 @@ impl Registry {
     }
 
     /// Mints and stores a token for `user`.
-    pub async fn issue_token(&self, user: &User, request: &CreateTokenRequest) -> Result<CreatedToken> {
+    pub async fn issue_token(
+        &self,
+        user: &User,
+        request: &CreateTokenRequest,
+    ) -> Result<CreatedToken> {
         let token = ApiToken::generate();
         let now = self.now();
         if let Some(cidrs) = &request.cidr_whitelist {
             for cidr in cidrs {
                 cidr.parse::<IpNet>().map_err(|_| {
-                    RegistryError::BadRequest(format!("`{cidr}` is not a CIDR range (for example 10.0.0.0/8)"))
+                    RegistryError::BadRequest(format!(
+                        "`{cidr}` is not a CIDR range (for example 10.0.0.0/8)"
+                    ))
                 })?;
             }
         }
         let permission = request.packages_and_scopes_permission.as_deref();
-        let readonly = request.readonly.unwrap_or(false) || matches!(permission, Some("read-only" | "no-access"));
+        let readonly = request.readonly.unwrap_or(false)
+            || matches!(permission, Some("read-only" | "no-access"));
         let mut packages: Option<Vec<String>> = None;
-        if request.packages.is_some() || request.scopes.is_some() || permission == Some("no-access") {
+        if request.packages.is_some() || request.scopes.is_some() || permission == Some("no-access")
+        {
             let mut list = request.packages.clone().unwrap_or_default();
-            list.extend(request.scopes.iter().flatten().map(|s| if s.starts_with('@') { s.clone() } else { format!("@{s}") }));
+            list.extend(request.scopes.iter().flatten().map(|s| {
+                if s.starts_with('@') {
+                    s.clone()
+                } else {
+                    format!("@{s}")
+                }
+            }));
             if permission == Some("no-access") {
                 list.clear();
             }
@@ -188,9 +223,16 @@ impl Registry {
             cidr_whitelist: request.cidr_whitelist.clone().filter(|l| !l.is_empty()),
             packages,
             created_at: now,
-            expires_at: request.expires.map(|days| now + Duration::from_secs(u64::from(days) * 86_400)),
+            expires_at: request
+                .expires
+                .map(|days| now + Duration::from_secs(u64::from(days) * 86_400)),
         };
-        self.accounts.insert_token(NewToken { record: record.clone(), hash: token.hash().to_hex() }).await?;
+        self.accounts
+            .insert_token(NewToken {
+                record: record.clone(),
+                hash: token.hash().to_hex(),
+            })
+            .await?;
         Ok(CreatedToken { token, record })
     }
 
@@ -202,29 +244,57 @@ impl Registry {
             password: Option<String>,
             email: Option<String>,
         }
-        let body: Body = serde_json::from_slice(body)
-            .map_err(|e| RegistryError::BadRequest(format!("the login body is not valid JSON: {e}")))?;
+        let body: Body = serde_json::from_slice(body).map_err(|e| {
+            RegistryError::BadRequest(format!("the login body is not valid JSON: {e}"))
+        })?;
         let name = body.name.unwrap_or_else(|| url_name.to_owned());
         if name != url_name {
-            return Err(RegistryError::BadRequest(format!("the body names `{name}` but the URL names `{url_name}`")));
+            return Err(RegistryError::BadRequest(format!(
+                "the body names `{name}` but the URL names `{url_name}`"
+            )));
         }
-        let password = body.password.ok_or_else(|| RegistryError::BadRequest("a password is required".into()))?;
+        let password = body
+            .password
+            .ok_or_else(|| RegistryError::BadRequest("a password is required".into()))?;
         let (user, created) = match self.accounts.user_by_name(&name).await? {
             Some(_) => (self.check_password(&name, &password).await?, false),
             None => match body.email {
                 Some(email) if self.config.open_signup => {
-                    let user = self.create_account(NewAccount { name: name.clone(), email, password, is_admin: false }).await?;
+                    let user = self
+                        .create_account(NewAccount {
+                            name: name.clone(),
+                            email,
+                            password,
+                            is_admin: false,
+                        })
+                        .await?;
                     (user, true)
                 }
                 Some(_) => return Err(RegistryError::SignupDisabled),
-                None => return Err(self.check_password(&name, &password).await.err().unwrap_or(RegistryError::BadCredentials)),
+                None => {
+                    return Err(self
+                        .check_password(&name, &password)
+                        .await
+                        .err()
+                        .unwrap_or(RegistryError::BadCredentials));
+                }
             },
         };
         let created_token = self
-            .issue_token(&user, &CreateTokenRequest { name: Some("npm login".into()), ..CreateTokenRequest::default() })
+            .issue_token(
+                &user,
+                &CreateTokenRequest {
+                    name: Some("npm login".into()),
+                    ..CreateTokenRequest::default()
+                },
+            )
             .await?;
         tracing::info!(actor.name = %user.name, created, "logged in (legacy)");
-        Ok(LoginOutcome { token: created_token.token, user, created })
+        Ok(LoginOutcome {
+            token: created_token.token,
+            user,
+            created,
+        })
     }
 
     /// `POST /-/v1/login`: starts a browser login.
@@ -233,36 +303,74 @@ impl Registry {
         let done_secret = random_hex(32);
         let now = self.now();
         self.accounts
-            .create_web_login(&login_id, &sha256_hex(&done_secret), create_account, now, now + self.config.web_login_ttl)
+            .create_web_login(
+                &login_id,
+                &sha256_hex(&done_secret),
+                create_account,
+                now,
+                now + self.config.web_login_ttl,
+            )
             .await?;
-        Ok(WebLoginStart { login_id, done_secret })
+        Ok(WebLoginStart {
+            login_id,
+            done_secret,
+        })
     }
 
     /// Whether the browser page for `login_id` is still usable, and whether it offers sign-up.
     pub async fn web_login_page(&self, login_id: &str) -> Result<bool> {
         match self.accounts.web_login(login_id, self.now()).await? {
-            Some(login) if login.user_id.is_none() => Ok(login.create_account && self.config.open_signup),
-            _ => Err(RegistryError::NotFound("this login link has expired or was already used: run `npm login` again".into())),
+            Some(login) if login.user_id.is_none() => {
+                Ok(login.create_account && self.config.open_signup)
+            }
+            _ => Err(RegistryError::NotFound(
+                "this login link has expired or was already used: run `npm login` again".into(),
+            )),
         }
     }
 
     /// The browser form was submitted.
-    pub async fn complete_web_login(&self, login_id: &str, username: &str, password: &str, email: Option<&str>) -> Result<User> {
+    pub async fn complete_web_login(
+        &self,
+        login_id: &str,
+        username: &str,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<User> {
         let login = self
             .accounts
             .web_login(login_id, self.now())
             .await?
             .filter(|l| l.user_id.is_none())
-            .ok_or_else(|| RegistryError::NotFound("this login link has expired or was already used: run `npm login` again".into()))?;
+            .ok_or_else(|| {
+                RegistryError::NotFound(
+                    "this login link has expired or was already used: run `npm login` again".into(),
+                )
+            })?;
         let user = match email {
-            Some(email) if login.create_account && self.config.open_signup && self.accounts.user_by_name(username).await?.is_none() => {
-                self.create_account(NewAccount { name: username.to_owned(), email: email.to_owned(), password: password.to_owned(), is_admin: false })
-                    .await?
+            Some(email)
+                if login.create_account
+                    && self.config.open_signup
+                    && self.accounts.user_by_name(username).await?.is_none() =>
+            {
+                self.create_account(NewAccount {
+                    name: username.to_owned(),
+                    email: email.to_owned(),
+                    password: password.to_owned(),
+                    is_admin: false,
+                })
+                .await?
             }
             _ => self.check_password(username, password).await?,
         };
-        if !self.accounts.complete_web_login(login_id, user.id, self.now()).await? {
-            return Err(RegistryError::NotFound("this login link has expired or was already used: run `npm login` again".into()));
+        if !self
+            .accounts
+            .complete_web_login(login_id, user.id, self.now())
+            .await?
+        {
+            return Err(RegistryError::NotFound(
+                "this login link has expired or was already used: run `npm login` again".into(),
+            ));
         }
         tracing::info!(actor.name = %user.name, "logged in (web)");
         Ok(user)
@@ -284,12 +392,23 @@ impl Registry {
             created_at: now,
             expires_at: None,
         };
-        match self.accounts.redeem_web_login(&sha256_hex(done_secret), NewToken { record, hash: token.hash().to_hex() }, now).await? {
+        match self
+            .accounts
+            .redeem_web_login(
+                &sha256_hex(done_secret),
+                NewToken {
+                    record,
+                    hash: token.hash().to_hex(),
+                },
+                now,
+            )
+            .await?
+        {
             WebLoginRedeem::Pending => Ok(DoneStatus::Pending),
             WebLoginRedeem::Redeemed(_) => Ok(DoneStatus::Done(token)),
-            WebLoginRedeem::Unknown => {
-                Err(RegistryError::NotFound("this login has expired or was already completed: run `npm login` again".into()))
-            }
+            WebLoginRedeem::Unknown => Err(RegistryError::NotFound(
+                "this login has expired or was already completed: run `npm login` again".into(),
+            )),
         }
     }
 
@@ -297,7 +416,11 @@ impl Registry {
     pub async fn logout(&self, principal: Option<&Principal>, presented: &str) -> Result<()> {
         let principal = require_principal(principal)?;
         let token = ApiToken::parse(presented).map_err(|_| RegistryError::InvalidToken)?;
-        match self.accounts.token_by_hash(&token.hash().to_hex(), self.now()).await? {
+        match self
+            .accounts
+            .token_by_hash(&token.hash().to_hex(), self.now())
+            .await?
+        {
             Some((record, _)) if record.user_id == principal.user.id => {
                 self.accounts.delete_token(&record.key).await?;
                 Ok(())
@@ -306,23 +429,38 @@ impl Registry {
         }
     }
 
-    pub async fn list_tokens(&self, principal: Option<&Principal>, page: usize) -> Result<TokenList> {
+    pub async fn list_tokens(
+        &self,
+        principal: Option<&Principal>,
+        page: usize,
+    ) -> Result<TokenList> {
         let principal = require_principal(principal)?;
         let all = self.accounts.list_tokens(principal.user.id).await?;
         let total = all.len();
-        let objects: Vec<TokenRecord> = all.into_iter().skip(page * TOKENS_PER_PAGE).take(TOKENS_PER_PAGE).collect();
+        let objects: Vec<TokenRecord> = all
+            .into_iter()
+            .skip(page * TOKENS_PER_PAGE)
+            .take(TOKENS_PER_PAGE)
+            .collect();
         let next_page = ((page + 1) * TOKENS_PER_PAGE < total).then_some(page + 1);
-        Ok(TokenList { objects, total, next_page })
+        Ok(TokenList {
+            objects,
+            total,
+            next_page,
+        })
     }
 
     /// `POST /-/npm/v1/tokens`. The caller re-proves their password; a read-only token cannot
     /// mint a read-write one.
-    pub async fn create_token(&self, principal: Option<&Principal>, request: &CreateTokenRequest) -> Result<CreatedToken> {
+    pub async fn create_token(
+        &self,
+        principal: Option<&Principal>,
+        request: &CreateTokenRequest,
+    ) -> Result<CreatedToken> {
         let principal = require_principal(principal)?;
-        let password = request
-            .password
-            .as_deref()
-            .ok_or_else(|| RegistryError::BadRequest("your password is required to create a token".into()))?;
+        let password = request.password.as_deref().ok_or_else(|| {
+            RegistryError::BadRequest("your password is required to create a token".into())
+        })?;
         let user = self.check_password(&principal.user.name, password).await?;
         let mut request_readonly = request.readonly.unwrap_or(false);
         if principal.token.as_ref().is_some_and(|t| t.readonly) {
@@ -347,7 +485,9 @@ impl Registry {
         let principal = require_principal(principal)?;
         let mine = self.accounts.list_tokens(principal.user.id).await?;
         if !mine.iter().any(|t| t.key == key) {
-            return Err(RegistryError::NotFound(format!("you have no token with id `{key}`")));
+            return Err(RegistryError::NotFound(format!(
+                "you have no token with id `{key}`"
+            )));
         }
         self.accounts.delete_token(key).await?;
         Ok(())
@@ -357,16 +497,29 @@ impl Registry {
     /// and it must be unambiguous).
     pub async fn revoke_token_by_prefix(&self, prefix: &str) -> Result<TokenRecord> {
         if prefix.len() < 6 {
-            return Err(RegistryError::BadRequest("give at least 6 characters of the token id".into()));
+            return Err(RegistryError::BadRequest(
+                "give at least 6 characters of the token id".into(),
+            ));
         }
-        let matching: Vec<TokenRecord> = self.accounts.all_tokens().await?.into_iter().filter(|t| t.key.starts_with(prefix)).collect();
+        let matching: Vec<TokenRecord> = self
+            .accounts
+            .all_tokens()
+            .await?
+            .into_iter()
+            .filter(|t| t.key.starts_with(prefix))
+            .collect();
         match matching.as_slice() {
             [one] => {
                 self.accounts.delete_token(&one.key).await?;
                 Ok(one.clone())
             }
-            [] => Err(RegistryError::NotFound(format!("no token id starts with `{prefix}`"))),
-            _ => Err(RegistryError::BadRequest(format!("`{prefix}` matches {} tokens: give more characters", matching.len()))),
+            [] => Err(RegistryError::NotFound(format!(
+                "no token id starts with `{prefix}`"
+            ))),
+            _ => Err(RegistryError::BadRequest(format!(
+                "`{prefix}` matches {} tokens: give more characters",
+                matching.len()
+            ))),
         }
     }
 
@@ -394,7 +547,11 @@ impl Registry {
     }
 
     /// `POST /-/npm/v1/user` (npm profile set).
-    pub async fn update_profile(&self, principal: Option<&Principal>, update: ProfileUpdate) -> Result<Value> {
+    pub async fn update_profile(
+        &self,
+        principal: Option<&Principal>,
+        update: ProfileUpdate,
+    ) -> Result<Value> {
         let principal = require_principal(principal)?;
         principal.require_write()?;
         if update.tfa.is_some() {
@@ -404,7 +561,9 @@ impl Registry {
         }
         let mut change = ProfileChange::default();
         if let Some(email) = update.email {
-            let email = email.ok_or_else(|| RegistryError::BadRequest("the email address cannot be removed".into()))?;
+            let email = email.ok_or_else(|| {
+                RegistryError::BadRequest("the email address cannot be removed".into())
+            })?;
             check_email(&email)?;
             change.email = Some(email);
         }
@@ -416,28 +575,38 @@ impl Registry {
         change.github = blank_is_none(update.github);
         if let Some(pw) = update.password {
             self.check_password(&principal.user.name, &pw.old).await?;
-            change.password_hash = Some(hash_password(&pw.new).map_err(|e| RegistryError::BadRequest(e.to_string()))?);
+            change.password_hash =
+                Some(hash_password(&pw.new).map_err(|e| RegistryError::BadRequest(e.to_string()))?);
         }
-        let user = self.accounts.update_profile(principal.user.id, change, self.now()).await?;
-        Ok(Self::profile(&Principal { user, token: principal.token.clone() }))
+        let user = self
+            .accounts
+            .update_profile(principal.user.id, change, self.now())
+            .await?;
+        Ok(Self::profile(&Principal {
+            user,
+            token: principal.token.clone(),
+        }))
     }
 
     /// `GET /-/user/org.couchdb.user:NAME`, which npm owner add reads: name and email.
     pub async fn user_document(&self, principal: Option<&Principal>, name: &str) -> Result<Value> {
         require_principal(principal)?;
-        let user = self
-            .accounts
-            .user_by_name(name)
-            .await?
-            .ok_or_else(|| RegistryError::NotFound(format!("there is no user named `{name}`")))?;
-        Ok(json!({ "_id": format!("org.couchdb.user:{}", user.name), "name": user.name, "email": user.email, "type": "user", "roles": [] }))
+        let user =
+            self.accounts.user_by_name(name).await?.ok_or_else(|| {
+                RegistryError::NotFound(format!("there is no user named `{name}`"))
+            })?;
+        Ok(
+            json!({ "_id": format!("org.couchdb.user:{}", user.name), "name": user.name, "email": user.email, "type": "user", "roles": [] }),
+        )
     }
 
     /// Admin: lets `user` publish new packages in `scope`.
     pub async fn assign_scope(&self, scope: &str, user: &User) -> Result<()> {
         let bare = scope.strip_prefix('@').unwrap_or(scope);
         airlock_npm::PackageName::parse(&format!("@{bare}/x"))?;
-        self.packages.assign_scope(bare, user.id, self.now()).await?;
+        self.packages
+            .assign_scope(bare, user.id, self.now())
+            .await?;
         Ok(())
     }
 }

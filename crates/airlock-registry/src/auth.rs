@@ -7,8 +7,8 @@ use airlock_store::{PackageState, TokenRecord, User};
 use airlock_trust::{ApiToken, verify_password};
 use ipnet::IpNet;
 
-use crate::error::{RegistryError, Result};
 use crate::Registry;
+use crate::error::{RegistryError, Result};
 
 /// Credentials as presented in an `Authorization` header, not yet checked.
 pub enum Credentials {
@@ -48,7 +48,10 @@ impl Principal {
             return Ok(());
         };
         let scope = name.scope().map(|s| format!("@{s}"));
-        if allowed.iter().any(|a| a == name.as_str() || Some(a) == scope.as_ref()) {
+        if allowed
+            .iter()
+            .any(|a| a == name.as_str() || Some(a) == scope.as_ref())
+        {
             Ok(())
         } else {
             Err(RegistryError::Forbidden(format!(
@@ -63,23 +66,35 @@ impl Principal {
     }
 
     /// Checks everything needed to change an existing package.
-    pub(crate) fn require_maintainer(&self, name: &PackageName, state: &PackageState) -> Result<()> {
+    pub(crate) fn require_maintainer(
+        &self,
+        name: &PackageName,
+        state: &PackageState,
+    ) -> Result<()> {
         self.require_write()?;
         self.require_token_covers(name)?;
         if self.is_maintainer(state) {
             Ok(())
         } else {
-            Err(RegistryError::Forbidden(format!(
-                "you are not a maintainer of `{name}`: ask one of its maintainers to run `npm owner add {} {name}`",
-                self.user.name
-            )))
+            Err(self.not_maintainer(name))
         }
+    }
+
+    pub(crate) fn not_maintainer(&self, name: &PackageName) -> RegistryError {
+        RegistryError::Forbidden(format!(
+            "you are not a maintainer of `{name}`: ask one of its maintainers to run `npm owner add {} {name}`",
+            self.user.name
+        ))
     }
 }
 
 impl Registry {
     /// Checks presented credentials. `Ok(None)` means anonymous.
-    pub async fn authenticate(&self, credentials: Option<Credentials>, client_ip: IpAddr) -> Result<Option<Principal>> {
+    pub async fn authenticate(
+        &self,
+        credentials: Option<Credentials>,
+        client_ip: IpAddr,
+    ) -> Result<Option<Principal>> {
         match credentials {
             None => Ok(None),
             Some(Credentials::Bearer(presented)) => {
@@ -98,7 +113,10 @@ impl Registry {
                         return Err(RegistryError::IpNotAllowed(client_ip));
                     }
                 }
-                Ok(Some(Principal { user, token: Some(record) }))
+                Ok(Some(Principal {
+                    user,
+                    token: Some(record),
+                }))
             }
             Some(Credentials::Basic { username, password }) => {
                 let user = self.check_password(&username, &password).await?;

@@ -23,7 +23,11 @@ pub struct Rendered {
 impl Rendered {
     pub(crate) fn new(body: Vec<u8>, last_modified: OffsetDateTime) -> Self {
         let digest = Sha256::digest(&body);
-        Self { etag: format!("\"{}\"", &hex::encode(digest)[..40]), body: body.into(), last_modified }
+        Self {
+            etag: format!("\"{}\"", &hex::encode(digest)[..40]),
+            body: body.into(),
+            last_modified,
+        }
     }
 }
 
@@ -59,8 +63,13 @@ pub(crate) struct PackumentCache {
 
 impl PackumentCache {
     pub(crate) fn get(&self, base_url: &str, name: &str) -> Option<Arc<CachedPackage>> {
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.get(&(base_url.to_owned(), name.to_owned())).cloned()
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(&(base_url.to_owned(), name.to_owned()))
+            .cloned()
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -68,15 +77,27 @@ impl PackumentCache {
     }
 
     /// Inserts unless a write happened since `generation` was read.
-    pub(crate) fn insert(&self, generation: u64, base_url: &str, name: &str, entry: Arc<CachedPackage>) {
-        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub(crate) fn insert(
+        &self,
+        generation: u64,
+        base_url: &str,
+        name: &str,
+        entry: Arc<CachedPackage>,
+    ) {
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.generation.load(Ordering::SeqCst) == generation {
             entries.insert((base_url.to_owned(), name.to_owned()), entry);
         }
     }
 
     pub(crate) fn invalidate(&self, name: &str) {
-        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::SeqCst);
         entries.retain(|(_, n), _| n != name);
     }

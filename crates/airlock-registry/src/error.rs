@@ -8,7 +8,9 @@ pub enum RegistryError {
     #[error("this registry needs you to log in first: run `npm login`")]
     Unauthenticated,
     /// A token that is malformed, unknown, revoked or expired.
-    #[error("your token is not valid (revoked, expired or mistyped): run `npm login` to get a new one")]
+    #[error(
+        "your token is not valid (revoked, expired or mistyped): run `npm login` to get a new one"
+    )]
     InvalidToken,
     #[error("incorrect username or password")]
     BadCredentials,

@@ -5,9 +5,9 @@ mod auth;
 mod cache;
 mod error;
 mod manage;
-mod read;
 mod packument;
 mod publish;
+mod read;
 pub use publish::PublishOutcome;
 mod search;
 
@@ -19,13 +19,14 @@ use airlock_store::{Accounts, Packages, TarballBlobs};
 use time::OffsetDateTime;
 
 pub use accounts::{
-    CreateTokenRequest, CreatedToken, DoneStatus, LoginOutcome, NewAccount, ProfileUpdate, TokenList, TokenListEntry, WebLoginStart,
+    CreateTokenRequest, CreatedToken, DoneStatus, LoginOutcome, NewAccount, ProfileUpdate,
+    TokenList, TokenListEntry, WebLoginStart,
 };
 pub use auth::{Credentials, Principal};
 pub use cache::Rendered;
 pub use error::RegistryError;
-pub use read::{Packument, TarballStream};
 pub use packument::{Representation, format_rev};
+pub use read::{Packument, TarballStream};
 pub use search::{SearchQuery, SearchResult};
 
 /// Settings the use cases need, validated by the binary before it builds a [`Registry`].
@@ -89,7 +90,14 @@ impl Registry {
         config: RegistryConfig,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { accounts, packages, blobs, config: Arc::new(config), clock, cache: Arc::default() }
+        Self {
+            accounts,
+            packages,
+            blobs,
+            config: Arc::new(config),
+            clock,
+            cache: Arc::default(),
+        }
     }
 
     #[must_use]

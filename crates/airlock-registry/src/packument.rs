@@ -39,8 +39,16 @@ const ABBREVIATED_VERSION_FIELDS: &[&str] = &[
 ];
 
 /// Top-level fields npmjs copies from the latest version into the full document.
-const FULL_TOP_LEVEL_FIELDS: &[&str] =
-    &["description", "homepage", "keywords", "repository", "bugs", "license", "author", "contributors"];
+const FULL_TOP_LEVEL_FIELDS: &[&str] = &[
+    "description",
+    "homepage",
+    "keywords",
+    "repository",
+    "bugs",
+    "license",
+    "author",
+    "contributors",
+];
 
 /// Lifecycle scripts that run on install (npm's `hasInstallScript`).
 const INSTALL_SCRIPTS: &[&str] = &["preinstall", "install", "postinstall"];
@@ -79,13 +87,21 @@ fn has_install_script(manifest: &Map<String, Value>) -> bool {
         .is_some_and(|scripts| INSTALL_SCRIPTS.iter().any(|s| scripts.contains_key(*s)))
 }
 
-fn full_version(base_url: &str, name: &PackageName, state: &PackageState, v: &VersionRecord) -> Value {
+fn full_version(
+    base_url: &str,
+    name: &PackageName,
+    state: &PackageState,
+    v: &VersionRecord,
+) -> Value {
     let mut object = v.manifest.clone();
     object.remove("readme");
     object.remove("readmeFilename");
     object.insert("_id".into(), json!(format!("{name}@{}", v.version)));
     object.insert("_npmUser".into(), person(&v.publisher));
-    object.insert("maintainers".into(), state.maintainers.iter().map(person).collect());
+    object.insert(
+        "maintainers".into(),
+        state.maintainers.iter().map(person).collect(),
+    );
     if let Some(message) = &v.deprecated {
         object.insert("deprecated".into(), json!(message));
     }
@@ -123,7 +139,12 @@ fn time_map(state: &PackageState, live: &[&VersionRecord]) -> Value {
 
 /// Renders one representation of a package that has at least one live version.
 #[must_use]
-pub(crate) fn render(base_url: &str, name: &PackageName, state: &PackageState, representation: Representation) -> Value {
+pub(crate) fn render(
+    base_url: &str,
+    name: &PackageName,
+    state: &PackageState,
+    representation: Representation,
+) -> Value {
     let live: Vec<&VersionRecord> = state.versions.iter().filter(|v| v.is_live()).collect();
     let dist_tags = json!(state.dist_tags);
     match representation {
@@ -164,8 +185,14 @@ pub(crate) fn render(base_url: &str, name: &PackageName, state: &PackageState, r
             doc.insert("dist-tags".into(), dist_tags);
             doc.insert("versions".into(), Value::Object(versions));
             doc.insert("time".into(), time_map(state, &live));
-            doc.insert("maintainers".into(), state.maintainers.iter().map(person).collect());
-            let readme = latest.and_then(|l| l.manifest.get("readme")).cloned().unwrap_or(json!(""));
+            doc.insert(
+                "maintainers".into(),
+                state.maintainers.iter().map(person).collect(),
+            );
+            let readme = latest
+                .and_then(|l| l.manifest.get("readme"))
+                .cloned()
+                .unwrap_or(json!(""));
             doc.insert("readme".into(), readme);
             if let Some(file) = latest.and_then(|l| l.manifest.get("readmeFilename")) {
                 doc.insert("readmeFilename".into(), file.clone());

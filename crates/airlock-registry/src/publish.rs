@@ -4,12 +4,19 @@ use airlock_npm::{Access, PackageName, VerifiedPublish, parse_publish};
 use airlock_store::{NewVersion, PackageState, PublishPlan, StoreError};
 use serde_json::Value;
 
+use crate::Registry;
 use crate::auth::{Principal, require_principal};
 use crate::error::{RegistryError, Result};
-use crate::Registry;
 
 /// Manifest keys only the registry may set: a publish body that carries them is not believed.
-const SERVER_OWNED_KEYS: &[&str] = &["_npmUser", "maintainers", "dist", "deprecated", "_attachments", "_rev"];
+const SERVER_OWNED_KEYS: &[&str] = &[
+    "_npmUser",
+    "maintainers",
+    "dist",
+    "deprecated",
+    "_attachments",
+    "_rev",
+];
 
 /// How often a publish is re-decided when another write to the same package won the race.
 const PUBLISH_ATTEMPTS: usize = 3;
@@ -30,7 +37,12 @@ enum Decision {
 
 impl Registry {
     /// `PUT /{name}` with an attachment.
-    pub async fn publish(&self, principal: Option<&Principal>, url_name: &str, body: &[u8]) -> Result<PublishOutcome> {
+    pub async fn publish(
+        &self,
+        principal: Option<&Principal>,
+        url_name: &str,
+        body: &[u8],
+    ) -> Result<PublishOutcome> {
         let principal = require_principal(principal)?;
         principal.require_write()?;
         let url_name = PackageName::parse(url_name)?;
@@ -41,6 +53,12 @@ impl Registry {
         for _ in 0..PUBLISH_ATTEMPTS {
             let state = self.packages.package(url_name.as_str()).await?;
             let decision = match &state {
+                // A restricted package must not exist for non-maintainers: answer what a
+                // publish of a new package in that scope would.
+                Some(state) if state.access == "restricted" && !principal.is_maintainer(state) => {
+                    self.decide_new(principal, &publish).await?;
+                    return Err(principal.not_maintainer(&url_name));
+                }
                 Some(state) => self.decide_existing(principal, &publish, state)?,
                 None => self.decide_new(principal, &publish).await?,
             };
@@ -52,17 +70,28 @@ impl Registry {
             if !bytes_stored {
                 // The bytes go first: a crash after this leaves an unreferenced blob, never a
                 // version without its tarball.
-                self.blobs.put(&publish.digests.sha512_hex(), publish.tarball.clone().into()).await?;
+                self.blobs
+                    .put(
+                        &publish.digests.sha512_hex(),
+                        publish.tarball.clone().into(),
+                    )
+                    .await?;
                 bytes_stored = true;
             }
-            match self.packages.publish(self.plan(principal, &publish, expected_rev, claim_scope)).await {
+            match self
+                .packages
+                .publish(self.plan(principal, &publish, expected_rev, claim_scope))
+                .await
+            {
                 Ok(_) => {
                     self.cache.invalidate(url_name.as_str());
                     tracing::info!(package.name = %url_name, package.version = %publish.version, actor.name = %principal.user.name, "published");
                     return Ok(PublishOutcome::Published);
                 }
                 Err(StoreError::Conflict) => continue,
-                Err(StoreError::VersionExists(version)) => return Err(RegistryError::VersionExists(version)),
+                Err(StoreError::VersionExists(version)) => {
+                    return Err(RegistryError::VersionExists(version));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -71,10 +100,12 @@ impl Registry {
         )))
     }
 
-    fn decide_existing(&self, principal: &Principal, publish: &VerifiedPublish, state: &PackageState) -> Result<Decision> {
-        if state.access == "restricted" && !principal.is_maintainer(state) {
-            return Err(crate::read::not_found(publish.name.as_str()));
-        }
+    fn decide_existing(
+        &self,
+        principal: &Principal,
+        publish: &VerifiedPublish,
+        state: &PackageState,
+    ) -> Result<Decision> {
         principal.require_maintainer(&publish.name, state)?;
         let version = publish.version.to_string();
         if let Some(existing) = state.versions.iter().find(|v| v.version == version) {
@@ -82,18 +113,28 @@ impl Registry {
                 && existing.sha512_hex == publish.digests.sha512_hex()
                 && existing.publisher.id == principal.user.id
                 && self.now() - existing.published_at < self.config.publish_retry_window;
-            return if identical_retry { Ok(Decision::Retry) } else { Err(RegistryError::VersionExists(version)) };
+            return if identical_retry {
+                Ok(Decision::Retry)
+            } else {
+                Err(RegistryError::VersionExists(version))
+            };
         }
         Ok(Decision::Existing { rev: state.rev })
     }
 
-    async fn decide_new(&self, principal: &Principal, publish: &VerifiedPublish) -> Result<Decision> {
+    async fn decide_new(
+        &self,
+        principal: &Principal,
+        publish: &VerifiedPublish,
+    ) -> Result<Decision> {
         let Some(scope) = publish.name.scope() else {
             return Ok(Decision::New { claim_scope: None });
         };
         let owners = self.packages.scope_owners(scope).await?;
         if owners.is_empty() {
-            return Ok(Decision::New { claim_scope: Some(scope.to_owned()) });
+            return Ok(Decision::New {
+                claim_scope: Some(scope.to_owned()),
+            });
         }
         if owners.iter().any(|o| o.user_id == principal.user.id) {
             Ok(Decision::New { claim_scope: None })
@@ -105,16 +146,30 @@ impl Registry {
         }
     }
 
-    fn plan(&self, principal: &Principal, publish: &VerifiedPublish, expected_rev: Option<i64>, claim_scope: Option<String>) -> PublishPlan {
+    fn plan(
+        &self,
+        principal: &Principal,
+        publish: &VerifiedPublish,
+        expected_rev: Option<i64>,
+        claim_scope: Option<String>,
+    ) -> PublishPlan {
         let mut manifest = publish.manifest.clone();
         for key in SERVER_OWNED_KEYS {
             manifest.remove(*key);
         }
-        let description = manifest.get("description").and_then(Value::as_str).map(str::to_owned);
+        let description = manifest
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let keywords = manifest
             .get("keywords")
             .and_then(Value::as_array)
-            .map(|k| k.iter().filter_map(Value::as_str).map(str::to_lowercase).collect())
+            .map(|k| {
+                k.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_lowercase)
+                    .collect()
+            })
             .unwrap_or_default();
         PublishPlan {
             name: publish.name.to_string(),

@@ -8,11 +8,11 @@ use airlock_store::PackageState;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use crate::Registry;
 use crate::auth::Principal;
 use crate::cache::{CachedPackage, Rendered};
 use crate::error::{RegistryError, Result};
 use crate::packument::{Representation, render};
-use crate::Registry;
 
 /// A packument the caller may read.
 pub struct Packument {
@@ -68,20 +68,33 @@ fn build_entry(base_url: &str, name: &PackageName, state: &PackageState) -> Opti
 
 impl Registry {
     /// The cached entry for a live package the principal may read.
-    async fn readable(&self, principal: Option<&Principal>, name: &PackageName, base_url: &str) -> Result<Arc<CachedPackage>> {
+    async fn readable(
+        &self,
+        principal: Option<&Principal>,
+        name: &PackageName,
+        base_url: &str,
+    ) -> Result<Arc<CachedPackage>> {
         self.require_reader(principal)?;
         let entry = match self.cache.get(base_url, name.as_str()) {
             Some(entry) => entry,
             None => {
                 let generation = self.cache.generation();
-                let state = self.packages.package(name.as_str()).await?.ok_or_else(|| not_found(name.as_str()))?;
-                let entry = Arc::new(build_entry(base_url, name, &state).ok_or_else(|| not_found(name.as_str()))?);
-                self.cache.insert(generation, base_url, name.as_str(), entry.clone());
+                let state = self
+                    .packages
+                    .package(name.as_str())
+                    .await?
+                    .ok_or_else(|| not_found(name.as_str()))?;
+                let entry = Arc::new(
+                    build_entry(base_url, name, &state).ok_or_else(|| not_found(name.as_str()))?,
+                );
+                self.cache
+                    .insert(generation, base_url, name.as_str(), entry.clone());
                 entry
             }
         };
         // A restricted package does not exist for anyone but its maintainers.
-        if entry.restricted && !principal.is_some_and(|p| entry.maintainer_ids.contains(&p.user.id)) {
+        if entry.restricted && !principal.is_some_and(|p| entry.maintainer_ids.contains(&p.user.id))
+        {
             return Err(not_found(name.as_str()));
         }
         Ok(entry)
@@ -96,14 +109,24 @@ impl Registry {
     ) -> Result<Packument> {
         let name = PackageName::parse(name)?;
         let entry = self.readable(principal, &name, base_url).await?;
-        Ok(Packument { entry, representation })
+        Ok(Packument {
+            entry,
+            representation,
+        })
     }
 
     /// `GET /{name}/-/{filename}`.
-    pub async fn tarball(&self, principal: Option<&Principal>, name: &str, filename: &str, base_url: &str) -> Result<TarballStream> {
+    pub async fn tarball(
+        &self,
+        principal: Option<&Principal>,
+        name: &str,
+        filename: &str,
+        base_url: &str,
+    ) -> Result<TarballStream> {
         let name = PackageName::parse(name)?;
         let entry = self.readable(principal, &name, base_url).await?;
-        let missing = || RegistryError::NotFound(format!("tarball `{filename}` of `{name}` was not found"));
+        let missing =
+            || RegistryError::NotFound(format!("tarball `{filename}` of `{name}` was not found"));
         let version = filename
             .strip_prefix(name.bare_name())
             .and_then(|rest| rest.strip_prefix('-'))
@@ -115,11 +138,19 @@ impl Registry {
             missing()
         })?;
         use futures::TryStreamExt;
-        Ok(TarballStream { size, sha512_hex, stream: Box::pin(stream.map_err(std::io::Error::other)) })
+        Ok(TarballStream {
+            size,
+            sha512_hex,
+            stream: Box::pin(stream.map_err(std::io::Error::other)),
+        })
     }
 
     /// Loads a live package for a read that needs the stored state (not just the rendering).
-    pub(crate) async fn load_readable(&self, principal: Option<&Principal>, name: &PackageName) -> Result<PackageState> {
+    pub(crate) async fn load_readable(
+        &self,
+        principal: Option<&Principal>,
+        name: &PackageName,
+    ) -> Result<PackageState> {
         self.require_reader(principal)?;
         let state = self
             .packages
@@ -133,7 +164,11 @@ impl Registry {
         Ok(state)
     }
 
-    pub async fn dist_tags(&self, principal: Option<&Principal>, name: &str) -> Result<BTreeMap<String, String>> {
+    pub async fn dist_tags(
+        &self,
+        principal: Option<&Principal>,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>> {
         let name = PackageName::parse(name)?;
         Ok(self.load_readable(principal, &name).await?.dist_tags)
     }
@@ -145,14 +180,26 @@ impl Registry {
     }
 
     /// `npm access list collaborators`: every maintainer may write.
-    pub async fn collaborators(&self, principal: Option<&Principal>, name: &str) -> Result<BTreeMap<String, String>> {
+    pub async fn collaborators(
+        &self,
+        principal: Option<&Principal>,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>> {
         let name = PackageName::parse(name)?;
         let state = self.load_readable(principal, &name).await?;
-        Ok(state.maintainers.into_iter().map(|m| (m.name, "write".to_owned())).collect())
+        Ok(state
+            .maintainers
+            .into_iter()
+            .map(|m| (m.name, "write".to_owned()))
+            .collect())
     }
 
     /// `npm access list packages USER`: the packages a user maintains that the caller can see.
-    pub async fn packages_of_user(&self, principal: Option<&Principal>, user: &str) -> Result<BTreeMap<String, String>> {
+    pub async fn packages_of_user(
+        &self,
+        principal: Option<&Principal>,
+        user: &str,
+    ) -> Result<BTreeMap<String, String>> {
         self.require_reader(principal)?;
         let user = self
             .accounts
@@ -161,7 +208,9 @@ impl Registry {
             .ok_or_else(|| RegistryError::NotFound(format!("user `{user}` was not found")))?;
         let mut out = BTreeMap::new();
         for name in self.packages.packages_of(user.id).await? {
-            let Ok(parsed) = PackageName::parse(&name) else { continue };
+            let Ok(parsed) = PackageName::parse(&name) else {
+                continue;
+            };
             if self.load_readable(principal, &parsed).await.is_ok() {
                 out.insert(name, "write".to_owned());
             }
@@ -172,7 +221,8 @@ impl Registry {
 
 /// Versions sorted by semver precedence, lowest first; strings that are not semver go first.
 pub(crate) fn semver_sorted<'a>(versions: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut list: Vec<(Option<semver::Version>, &str)> = versions.map(|v| (parse_version(v).ok(), v)).collect();
+    let mut list: Vec<(Option<semver::Version>, &str)> =
+        versions.map(|v| (parse_version(v).ok(), v)).collect();
     list.sort();
     list.into_iter().map(|(_, v)| v).collect()
 }

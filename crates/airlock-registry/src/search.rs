@@ -4,9 +4,9 @@ use airlock_npm::PackageName;
 use airlock_store::format_time;
 use serde_json::{Value, json};
 
+use crate::Registry;
 use crate::auth::Principal;
 use crate::error::Result;
-use crate::Registry;
 
 /// npm's default page is 20; npmjs caps `size` at 250.
 const MAX_SIZE: u64 = 250;
@@ -23,20 +23,34 @@ pub struct SearchResult {
 }
 
 impl Registry {
-    pub async fn search(&self, principal: Option<&Principal>, query: &SearchQuery, base_url: &str) -> Result<SearchResult> {
+    pub async fn search(
+        &self,
+        principal: Option<&Principal>,
+        query: &SearchQuery,
+        base_url: &str,
+    ) -> Result<SearchResult> {
         self.require_reader(principal)?;
-        let terms: Vec<String> = query.text.split_whitespace().map(str::to_lowercase).collect();
+        let terms: Vec<String> = query
+            .text
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
         let size = query.size.clamp(1, MAX_SIZE);
         let (names, total) = self.packages.search(&terms, query.from, size).await?;
         let mut objects = Vec::new();
         for name in names {
-            let Ok(parsed) = PackageName::parse(&name) else { continue };
-            let Ok(state) = self.load_readable(principal, &parsed).await else { continue };
-            let Some(latest) = state
-                .dist_tags
-                .get("latest")
-                .and_then(|l| state.versions.iter().find(|v| &v.version == l && v.is_live()))
-            else {
+            let Ok(parsed) = PackageName::parse(&name) else {
+                continue;
+            };
+            let Ok(state) = self.load_readable(principal, &parsed).await else {
+                continue;
+            };
+            let Some(latest) = state.dist_tags.get("latest").and_then(|l| {
+                state
+                    .versions
+                    .iter()
+                    .find(|v| &v.version == l && v.is_live())
+            }) else {
                 continue;
             };
             let m = &latest.manifest;

@@ -17,7 +17,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), www_authenticate: None }
+        Self {
+            status,
+            message: message.into(),
+            www_authenticate: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -51,7 +55,11 @@ impl From<RegistryError> for ApiError {
                 return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error: the registry logged the details");
             }
         };
-        Self { status, message: e.to_string(), www_authenticate }
+        Self {
+            status,
+            message: e.to_string(),
+            www_authenticate,
+        }
     }
 }
 
@@ -67,9 +75,12 @@ impl From<RouteError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        let mut response =
+            (self.status, axum::Json(json!({ "error": self.message }))).into_response();
         if let Some(value) = self.www_authenticate {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(value));
         }
         response
     }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use airlock_registry::{
-    CreateTokenRequest, Credentials, DoneStatus, Principal, ProfileUpdate, PublishOutcome, Registry, Rendered, Representation,
-    SearchQuery,
+    CreateTokenRequest, Credentials, DoneStatus, Principal, ProfileUpdate, PublishOutcome,
+    Registry, Rendered, Representation, SearchQuery,
 };
 use airlock_store::format_time;
 use axum::body::{Body, Bytes};
@@ -47,7 +47,11 @@ impl Call {
     }
 }
 
-pub(crate) async fn dispatch(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request) -> Response {
+pub(crate) async fn dispatch(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     match handle(&state, peer, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
@@ -60,14 +64,25 @@ async fn handle(state: &AppState, peer: SocketAddr, request: Request) -> Result<
     let query: HashMap<String, String> = parts
         .uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
     let credentials = credentials(&parts.headers)?;
     let registry = &state.registry;
     let principal = registry.authenticate(credentials, peer.ip()).await?;
     let base_url = base_url(state, &parts.headers);
-    let call = Call { method: parts.method, headers: parts.headers, query, body, principal, base_url };
+    let call = Call {
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        body,
+        principal,
+        base_url,
+    };
     route_call(registry, &call, route).await
 }
 
@@ -75,19 +90,30 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than this registry accepts ({limit} bytes): ask an administrator to raise max_body_bytes"),
+            format!(
+                "the request body is larger than this registry accepts ({limit} bytes): ask an administrator to raise max_body_bytes"
+            ),
         )
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| too_large())
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
 }
 
 fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
-    let value = value.to_str().map_err(|_| ApiError::bad_request("the Authorization header is not valid text"))?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("the Authorization header is not valid text"))?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
@@ -98,12 +124,20 @@ fn credentials(headers: &HeaderMap) -> Result<Option<Credentials>> {
             .decode(rest)
             .ok()
             .and_then(|d| String::from_utf8(d).ok())
-            .ok_or_else(|| ApiError::bad_request("the Basic credentials are not valid base64 of user:password"))?;
-        let (username, password) =
-            decoded.split_once(':').ok_or_else(|| ApiError::bad_request("the Basic credentials must be user:password"))?;
-        return Ok(Some(Credentials::Basic { username: username.to_owned(), password: password.to_owned() }));
+            .ok_or_else(|| {
+                ApiError::bad_request("the Basic credentials are not valid base64 of user:password")
+            })?;
+        let (username, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| ApiError::bad_request("the Basic credentials must be user:password"))?;
+        return Ok(Some(Credentials::Basic {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        }));
     }
-    Err(ApiError::bad_request(format!("unsupported authorization scheme `{scheme}`: use a Bearer token")))
+    Err(ApiError::bad_request(format!(
+        "unsupported authorization scheme `{scheme}`: use a Bearer token"
+    )))
 }
 
 /// The registry's own base URL, ending in `/`.
@@ -114,7 +148,11 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
         .unwrap_or("127.0.0.1");
     format!("http://{host}/")
 }
@@ -128,11 +166,18 @@ fn ok_json(value: &Value) -> Response {
 }
 
 fn method_not_allowed(call: &Call) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not allowed on this route", call.method))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on this route", call.method),
+    )
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON for this route: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not valid JSON for this route: {e}"
+        ))
+    })
 }
 
 async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Response> {
@@ -148,28 +193,44 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
             // No advisory database yet: an honest "nothing known" in the shape npm expects.
             ok_json(&json!({}))
         }
-        Route::Package { name } if m == Method::GET || m == Method::HEAD => packument(registry, call, &name).await?,
+        Route::Package { name } if m == Method::GET || m == Method::HEAD => {
+            packument(registry, call, &name).await?
+        }
         Route::Package { name } if m == Method::PUT => {
             if is_publish(&call.body) {
                 let outcome = registry.publish(p, &name, &call.body).await?;
-                let status = if outcome == PublishOutcome::Published { StatusCode::CREATED } else { StatusCode::OK };
+                let status = if outcome == PublishOutcome::Published {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
                 json_response(status, &json!({ "ok": true, "id": name, "success": true }))
             } else {
                 registry.update_metadata(p, &name, &call.body).await?;
                 ok_json(&json!({ "ok": true, "id": name }))
             }
         }
-        Route::PackageRev { name, rev } if m == Method::PUT => ok_json(&registry.put_with_rev(p, &name, &rev, &call.body).await?),
+        Route::PackageRev { name, rev } if m == Method::PUT => {
+            ok_json(&registry.put_with_rev(p, &name, &rev, &call.body).await?)
+        }
         Route::PackageRev { name, rev } if m == Method::DELETE => {
             registry.unpublish_package(p, &name, &rev).await?;
             ok_json(&json!({ "ok": true, "id": name }))
         }
-        Route::Tarball { name, filename } if m == Method::GET || m == Method::HEAD => tarball(registry, call, &name, &filename).await?,
-        Route::TarballRev { name, filename, rev } if m == Method::DELETE => {
+        Route::Tarball { name, filename } if m == Method::GET || m == Method::HEAD => {
+            tarball(registry, call, &name, &filename).await?
+        }
+        Route::TarballRev {
+            name,
+            filename,
+            rev,
+        } if m == Method::DELETE => {
             registry.delete_tarball(p, &name, &filename, &rev).await?;
             ok_json(&json!({ "ok": true }))
         }
-        Route::DistTags { name } if m == Method::GET => ok_json(&json!(registry.dist_tags(p, &name).await?)),
+        Route::DistTags { name } if m == Method::GET => {
+            ok_json(&json!(registry.dist_tags(p, &name).await?))
+        }
         Route::DistTag { name, tag } if m == Method::PUT || m == Method::POST => {
             registry.set_dist_tag(p, &name, &tag, &call.body).await?;
             json_response(StatusCode::CREATED, &json!({ "ok": true }))
@@ -178,15 +239,24 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
             registry.remove_dist_tag(p, &name, &tag).await?;
             ok_json(&json!({ "ok": true }))
         }
-        Route::Visibility { name } if m == Method::GET => ok_json(&json!({ "public": registry.visibility(p, &name).await? })),
+        Route::Visibility { name } if m == Method::GET => {
+            ok_json(&json!({ "public": registry.visibility(p, &name).await? }))
+        }
         Route::Access { name } if m == Method::POST => {
             registry.set_access(p, &name, &call.body).await?;
             ok_json(&json!({ "ok": true }))
         }
-        Route::Collaborators { name } if m == Method::GET => ok_json(&json!(registry.collaborators(p, &name).await?)),
-        Route::UserPackages { user } if m == Method::GET => ok_json(&json!(registry.packages_of_user(p, &user).await?)),
+        Route::Collaborators { name } if m == Method::GET => {
+            ok_json(&json!(registry.collaborators(p, &name).await?))
+        }
+        Route::UserPackages { user } if m == Method::GET => {
+            ok_json(&json!(registry.packages_of_user(p, &user).await?))
+        }
         Route::OrgPackages { scope } => {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, format!("this registry has no organisations (asked for `{scope}`)")));
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("this registry has no organisations (asked for `{scope}`)"),
+            ));
         }
         Route::Search if m == Method::GET => search(registry, call).await?,
         Route::User { name } if m == Method::PUT => {
@@ -196,15 +266,21 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
                 &json!({ "ok": true, "id": format!("org.couchdb.user:{}", outcome.user.name), "rev": "1", "token": outcome.token.expose() }),
             )
         }
-        Route::User { name } if m == Method::GET => ok_json(&registry.user_document(p, &name).await?),
+        Route::User { name } if m == Method::GET => {
+            ok_json(&registry.user_document(p, &name).await?)
+        }
         Route::Logout { token } if m == Method::DELETE => {
             registry.logout(p, &token).await?;
             ok_json(&json!({ "ok": true }))
         }
         Route::WebLoginStart if m == Method::POST => web_login_start(registry, call).await?,
         Route::WebLoginDone if m == Method::GET => web_login_done(registry, call).await?,
-        Route::WebLoginPage { login_id } if m == Method::GET => web_login_page(registry, &login_id).await,
-        Route::WebLoginPage { login_id } if m == Method::POST => web_login_submit(registry, call, &login_id).await,
+        Route::WebLoginPage { login_id } if m == Method::GET => {
+            web_login_page(registry, &login_id).await
+        }
+        Route::WebLoginPage { login_id } if m == Method::POST => {
+            web_login_submit(registry, call, &login_id).await
+        }
         Route::Tokens if m == Method::GET => token_list(registry, call).await?,
         Route::Tokens if m == Method::POST => {
             let request: CreateTokenRequest = parse_json(&call.body)?;
@@ -289,8 +365,14 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 }
 
 async fn packument(registry: &Registry, call: &Call, name: &str) -> Result<Response> {
-    let representation = if wants_abbreviated(&call.headers) { Representation::Abbreviated } else { Representation::Full };
-    let packument = registry.packument(call.principal(), name, representation, &call.base_url).await?;
+    let representation = if wants_abbreviated(&call.headers) {
+        Representation::Abbreviated
+    } else {
+        Representation::Full
+    };
+    let packument = registry
+        .packument(call.principal(), name, representation, &call.base_url)
+        .await?;
     let rendered: &Rendered = packument.rendered();
     let cache_control = if packument.is_public() && !registry.config().read_requires_auth {
         PACKUMENT_CACHE_CONTROL_PUBLIC
@@ -302,47 +384,79 @@ async fn packument(registry: &Registry, call: &Call, name: &str) -> Result<Respo
         Representation::Abbreviated => ABBREVIATED_MEDIA_TYPE,
     };
     let mut headers = HeaderMap::new();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
-    headers.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding, Authorization"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding, Authorization"),
+    );
     if let Ok(etag) = HeaderValue::from_str(&rendered.etag) {
         headers.insert(header::ETAG, etag);
     }
-    if let Ok(modified) = HeaderValue::from_str(&httpdate::fmt_http_date(rendered.last_modified.into())) {
+    if let Ok(modified) =
+        HeaderValue::from_str(&httpdate::fmt_http_date(rendered.last_modified.into()))
+    {
         headers.insert(header::LAST_MODIFIED, modified);
     }
     if etag_matches(&call.headers, &rendered.etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    let body = if call.method == Method::HEAD { Body::empty() } else { Body::from(rendered.body.clone()) };
+    let body = if call.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(rendered.body.clone())
+    };
     Ok((StatusCode::OK, headers, body).into_response())
 }
 
 async fn tarball(registry: &Registry, call: &Call, name: &str, filename: &str) -> Result<Response> {
-    let tarball = registry.tarball(call.principal(), name, filename, &call.base_url).await?;
+    let tarball = registry
+        .tarball(call.principal(), name, filename, &call.base_url)
+        .await?;
     let etag = format!("\"{}\"", &tarball.sha512_hex[..40]);
     let mut headers = HeaderMap::new();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(TARBALL_CACHE_CONTROL));
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(TARBALL_CACHE_CONTROL),
+    );
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
     }
     if etag_matches(&call.headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(tarball.size));
-    let body = if call.method == Method::HEAD { Body::empty() } else { Body::from_stream(tarball.stream) };
+    let body = if call.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from_stream(tarball.stream)
+    };
     Ok((StatusCode::OK, headers, body).into_response())
 }
 
 async fn search(registry: &Registry, call: &Call) -> Result<Response> {
     let number = |key: &str, default: u64| -> Result<u64> {
         call.query.get(key).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| ApiError::bad_request(format!("`{key}` must be a whole number, not `{v}`")))
+            v.parse().map_err(|_| {
+                ApiError::bad_request(format!("`{key}` must be a whole number, not `{v}`"))
+            })
         })
     };
-    let query = SearchQuery { text: call.query.get("text").cloned().unwrap_or_default(), from: number("from", 0)?, size: number("size", 20)? };
-    let result = registry.search(call.principal(), &query, &call.base_url).await?;
+    let query = SearchQuery {
+        text: call.query.get("text").cloned().unwrap_or_default(),
+        from: number("from", 0)?,
+        size: number("size", 20)?,
+    };
+    let result = registry
+        .search(call.principal(), &query, &call.base_url)
+        .await?;
     Ok(ok_json(&json!({
         "objects": result.objects,
         "total": result.total,
@@ -352,7 +466,9 @@ async fn search(registry: &Registry, call: &Call) -> Result<Response> {
 
 async fn token_list(registry: &Registry, call: &Call) -> Result<Response> {
     let page: usize = match call.query.get("page") {
-        Some(v) => v.parse().map_err(|_| ApiError::bad_request(format!("`page` must be a whole number, not `{v}`")))?,
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::bad_request(format!("`page` must be a whole number, not `{v}`"))
+        })?,
         None => 0,
     };
     let list = registry.list_tokens(call.principal(), page).await?;
@@ -376,7 +492,9 @@ async fn token_list(registry: &Registry, call: &Call) -> Result<Response> {
     if let Some(next) = list.next_page {
         urls["next"] = json!(format!("{}-/npm/v1/tokens?page={next}", call.base_url));
     }
-    Ok(ok_json(&json!({ "objects": objects, "total": list.total, "urls": urls })))
+    Ok(ok_json(
+        &json!({ "objects": objects, "total": list.total, "urls": urls }),
+    ))
 }
 
 async fn web_login_start(registry: &Registry, call: &Call) -> Result<Response> {
@@ -385,7 +503,11 @@ async fn web_login_start(registry: &Registry, call: &Call) -> Result<Response> {
         #[serde(default)]
         create: bool,
     }
-    let body: Body = if call.body.is_empty() { Body::default() } else { parse_json(&call.body)? };
+    let body: Body = if call.body.is_empty() {
+        Body::default()
+    } else {
+        parse_json(&call.body)?
+    };
     let start = registry.start_web_login(body.create).await?;
     Ok(ok_json(&json!({
         "loginUrl": format!("{}-/web/login/{}", call.base_url, start.login_id),
@@ -394,17 +516,27 @@ async fn web_login_start(registry: &Registry, call: &Call) -> Result<Response> {
 }
 
 async fn web_login_done(registry: &Registry, call: &Call) -> Result<Response> {
-    let secret = call.query.get("authId").ok_or_else(|| ApiError::bad_request("the done URL needs its `authId`"))?;
+    let secret = call
+        .query
+        .get("authId")
+        .ok_or_else(|| ApiError::bad_request("the done URL needs its `authId`"))?;
     Ok(match registry.poll_web_login(secret).await? {
         DoneStatus::Pending => {
             let mut response = json_response(StatusCode::ACCEPTED, &json!({}));
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(WEB_LOGIN_RETRY_AFTER_SECS));
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(WEB_LOGIN_RETRY_AFTER_SECS),
+            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
         DoneStatus::Done(token) => {
             let mut response = ok_json(&json!({ "token": token.expose() }));
-            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
     })
@@ -425,23 +557,43 @@ fn html(status: StatusCode, page: String) -> Response {
 
 async fn web_login_page(registry: &Registry, login_id: &str) -> Response {
     match registry.web_login_page(login_id).await {
-        Ok(offer_signup) => html(StatusCode::OK, web::login_form(&format!("/-/web/login/{login_id}"), offer_signup, None)),
+        Ok(offer_signup) => html(
+            StatusCode::OK,
+            web::login_form(&format!("/-/web/login/{login_id}"), offer_signup, None),
+        ),
         Err(_) => html(StatusCode::NOT_FOUND, web::expired()),
     }
 }
 
 async fn web_login_submit(registry: &Registry, call: &Call, login_id: &str) -> Response {
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&call.body).into_owned().collect();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&call.body)
+        .into_owned()
+        .collect();
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-    let email = form.get("email").map(String::as_str).filter(|e| !e.is_empty());
-    match registry.complete_web_login(login_id, field("username"), field("password"), email).await {
+    let email = form
+        .get("email")
+        .map(String::as_str)
+        .filter(|e| !e.is_empty());
+    match registry
+        .complete_web_login(login_id, field("username"), field("password"), email)
+        .await
+    {
         Ok(user) => html(StatusCode::OK, web::logged_in(&user.name)),
-        Err(airlock_registry::RegistryError::NotFound(_)) => html(StatusCode::NOT_FOUND, web::expired()),
+        Err(airlock_registry::RegistryError::NotFound(_)) => {
+            html(StatusCode::NOT_FOUND, web::expired())
+        }
         Err(e) => {
             let message = e.to_string();
             let status = ApiError::from(e).into_response().status();
             let offer_signup = registry.web_login_page(login_id).await.unwrap_or(false);
-            html(status, web::login_form(&format!("/-/web/login/{login_id}"), offer_signup, Some(&message)))
+            html(
+                status,
+                web::login_form(
+                    &format!("/-/web/login/{login_id}"),
+                    offer_signup,
+                    Some(&message),
+                ),
+            )
         }
     }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use airlock_registry::Registry;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -30,7 +30,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { public_url: None, max_body_bytes: 100 * 1024 * 1024 }
+        Self {
+            public_url: None,
+            max_body_bytes: 100 * 1024 * 1024,
+        }
     }
 }
 
@@ -42,9 +45,13 @@ pub struct AppState {
 
 /// The whole HTTP application.
 pub fn router(registry: Registry, config: ServerConfig) -> Router {
-    let state = AppState { registry, config: Arc::new(config) };
+    let state = AppState {
+        registry,
+        config: Arc::new(config),
+    };
     // Tarballs are gzip already; tiny bodies are not worth it.
-    let compress = SizeAbove::new(256).and(NotForContentType::const_new("application/octet-stream"));
+    let compress =
+        SizeAbove::new(256).and(NotForContentType::const_new("application/octet-stream"));
     Router::new()
         .fallback(handlers::dispatch)
         .with_state(state)
@@ -61,7 +68,10 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -13,35 +13,72 @@ pub enum Route {
     /// `GET /-/v1/done?authId=…`: npm polls this.
     WebLoginDone,
     /// `/-/web/login/{id}`: the page a human opens.
-    WebLoginPage { login_id: String },
+    WebLoginPage {
+        login_id: String,
+    },
     Search,
     Tokens,
-    Token { key: String },
+    Token {
+        key: String,
+    },
     Profile,
     /// `/-/user/org.couchdb.user:{name}`
-    User { name: String },
+    User {
+        name: String,
+    },
     /// `DELETE /-/user/token/{token}` (npm logout)
-    Logout { token: String },
-    UserPackages { user: String },
-    OrgPackages { scope: String },
+    Logout {
+        token: String,
+    },
+    UserPackages {
+        user: String,
+    },
+    OrgPackages {
+        scope: String,
+    },
     AdvisoriesBulk,
     AuditsQuick,
-    DistTags { name: String },
-    DistTag { name: String, tag: String },
-    Visibility { name: String },
-    Access { name: String },
-    Collaborators { name: String },
-    Package { name: String },
-    PackageRev { name: String, rev: String },
-    Tarball { name: String, filename: String },
-    TarballRev { name: String, filename: String, rev: String },
+    DistTags {
+        name: String,
+    },
+    DistTag {
+        name: String,
+        tag: String,
+    },
+    Visibility {
+        name: String,
+    },
+    Access {
+        name: String,
+    },
+    Collaborators {
+        name: String,
+    },
+    Package {
+        name: String,
+    },
+    PackageRev {
+        name: String,
+        rev: String,
+    },
+    Tarball {
+        name: String,
+        filename: String,
+    },
+    TarballRev {
+        name: String,
+        filename: String,
+        rev: String,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     #[error("unknown route `{0}`: see the npm registry API")]
     Unknown(String),
-    #[error("the path `{0}` has a segment that is not allowed (`.`, `..`, a NUL or bad percent-encoding)")]
+    #[error(
+        "the path `{0}` has a segment that is not allowed (`.`, `..`, a NUL or bad percent-encoding)"
+    )]
     BadSegment(String),
 }
 
@@ -66,11 +103,18 @@ fn decode_name_part(segment: &str, path: &str) -> Result<String, RouteError> {
 }
 
 /// Takes a package name off the front of `segments`: one segment, or two for `@scope/name`.
-fn take_name<'a>(segments: &'a [&'a str], path: &str) -> Result<Option<(String, &'a [&'a str])>, RouteError> {
-    let Some((first, rest)) = segments.split_first() else { return Ok(None) };
+fn take_name<'a>(
+    segments: &'a [&'a str],
+    path: &str,
+) -> Result<Option<(String, &'a [&'a str])>, RouteError> {
+    let Some((first, rest)) = segments.split_first() else {
+        return Ok(None);
+    };
     let first = decode_name_part(first, path)?;
     if first.starts_with('@') && !first.contains('/') {
-        let Some((second, rest)) = rest.split_first() else { return Ok(Some((first, rest))) };
+        let Some((second, rest)) = rest.split_first() else {
+            return Ok(Some((first, rest)));
+        };
         let second = decode(second, path)?;
         return Ok(Some((format!("{first}/{second}"), rest)));
     }
@@ -95,9 +139,19 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
     let (name, rest) = take_name(&segments, path)?.ok_or_else(unknown)?;
     match rest {
         [] => Ok(Route::Package { name }),
-        ["-rev", rev] => Ok(Route::PackageRev { name, rev: decode(rev, path)? }),
-        ["-", file] => Ok(Route::Tarball { name, filename: decode(file, path)? }),
-        ["-", file, "-rev", rev] => Ok(Route::TarballRev { name, filename: decode(file, path)?, rev: decode(rev, path)? }),
+        ["-rev", rev] => Ok(Route::PackageRev {
+            name,
+            rev: decode(rev, path)?,
+        }),
+        ["-", file] => Ok(Route::Tarball {
+            name,
+            filename: decode(file, path)?,
+        }),
+        ["-", file, "-rev", rev] => Ok(Route::TarballRev {
+            name,
+            filename: decode(file, path)?,
+            rev: decode(rev, path)?,
+        }),
         _ => Err(unknown()),
     }
 }
@@ -110,25 +164,42 @@ fn parse_dash(segments: &[&str], path: &str) -> Result<Route, RouteError> {
         ["v1", "login"] => Ok(Route::WebLoginStart),
         ["v1", "done"] => Ok(Route::WebLoginDone),
         ["v1", "search"] => Ok(Route::Search),
-        ["web", "login", id] => Ok(Route::WebLoginPage { login_id: decode(id, path)? }),
+        ["web", "login", id] => Ok(Route::WebLoginPage {
+            login_id: decode(id, path)?,
+        }),
         ["npm", "v1", "tokens"] => Ok(Route::Tokens),
-        ["npm", "v1", "tokens", "token", key] => Ok(Route::Token { key: decode(key, path)? }),
+        ["npm", "v1", "tokens", "token", key] => Ok(Route::Token {
+            key: decode(key, path)?,
+        }),
         ["npm", "v1", "user"] => Ok(Route::Profile),
         ["npm", "v1", "security", "advisories", "bulk"] => Ok(Route::AdvisoriesBulk),
         ["npm", "v1", "security", "audits", "quick"] => Ok(Route::AuditsQuick),
-        ["user", "token", token] => Ok(Route::Logout { token: decode(token, path)? }),
-        ["user", user, "package"] => Ok(Route::UserPackages { user: decode(user, path)? }),
+        ["user", "token", token] => Ok(Route::Logout {
+            token: decode(token, path)?,
+        }),
+        ["user", user, "package"] => Ok(Route::UserPackages {
+            user: decode(user, path)?,
+        }),
         ["user", couch] => {
             let couch = decode(couch, path)?;
-            let name = couch.strip_prefix("org.couchdb.user:").ok_or_else(unknown)?;
-            Ok(Route::User { name: name.to_owned() })
+            let name = couch
+                .strip_prefix("org.couchdb.user:")
+                .ok_or_else(unknown)?;
+            Ok(Route::User {
+                name: name.to_owned(),
+            })
         }
-        ["org", scope, "package"] => Ok(Route::OrgPackages { scope: decode(scope, path)? }),
+        ["org", scope, "package"] => Ok(Route::OrgPackages {
+            scope: decode(scope, path)?,
+        }),
         ["package", rest @ ..] => {
             let (name, rest) = take_name(rest, path)?.ok_or_else(unknown)?;
             match rest {
                 ["dist-tags"] => Ok(Route::DistTags { name }),
-                ["dist-tags", tag] => Ok(Route::DistTag { name, tag: decode(tag, path)? }),
+                ["dist-tags", tag] => Ok(Route::DistTag {
+                    name,
+                    tag: decode(tag, path)?,
+                }),
                 ["visibility"] => Ok(Route::Visibility { name }),
                 ["access"] => Ok(Route::Access { name }),
                 ["collaborators"] => Ok(Route::Collaborators { name }),
@@ -153,7 +224,10 @@ mod tests {
         assert_eq!(parse("/@scope%2Flib").unwrap(), package("@scope/lib"));
         assert_eq!(parse("/@scope/lib").unwrap(), package("@scope/lib"));
         assert_eq!(parse("/lodash").unwrap(), package("lodash"));
-        let tarball = Route::Tarball { name: "@scope/lib".into(), filename: "lib-1.0.0.tgz".into() };
+        let tarball = Route::Tarball {
+            name: "@scope/lib".into(),
+            filename: "lib-1.0.0.tgz".into(),
+        };
         assert_eq!(parse("/@scope/lib/-/lib-1.0.0.tgz").unwrap(), tarball);
         assert_eq!(parse("/@scope%2flib/-/lib-1.0.0.tgz").unwrap(), tarball);
         assert_eq!(parse("/@scope%2Flib/-/lib-1.0.0.tgz").unwrap(), tarball);
@@ -161,28 +235,72 @@ mod tests {
 
     #[test]
     fn write_routes() {
-        assert_eq!(parse("/demo/-rev/3-abc").unwrap(), Route::PackageRev { name: "demo".into(), rev: "3-abc".into() });
+        assert_eq!(
+            parse("/demo/-rev/3-abc").unwrap(),
+            Route::PackageRev {
+                name: "demo".into(),
+                rev: "3-abc".into()
+            }
+        );
         assert_eq!(
             parse("/demo/-/demo-1.1.0.tgz/-rev/4-def").unwrap(),
-            Route::TarballRev { name: "demo".into(), filename: "demo-1.1.0.tgz".into(), rev: "4-def".into() }
+            Route::TarballRev {
+                name: "demo".into(),
+                filename: "demo-1.1.0.tgz".into(),
+                rev: "4-def".into()
+            }
         );
         assert_eq!(
             parse("/-/package/@scope%2fnewpkg/dist-tags/beta").unwrap(),
-            Route::DistTag { name: "@scope/newpkg".into(), tag: "beta".into() }
+            Route::DistTag {
+                name: "@scope/newpkg".into(),
+                tag: "beta".into()
+            }
         );
-        assert_eq!(parse("/-/package/@scope/newpkg/dist-tags").unwrap(), Route::DistTags { name: "@scope/newpkg".into() });
-        assert_eq!(parse("/-/user/org.couchdb.user:alice").unwrap(), Route::User { name: "alice".into() });
-        assert_eq!(parse("/-/user/org.couchdb.user%3Aalice").unwrap(), Route::User { name: "alice".into() });
-        assert_eq!(parse("/-/npm/v1/tokens/token/abc").unwrap(), Route::Token { key: "abc".into() });
+        assert_eq!(
+            parse("/-/package/@scope/newpkg/dist-tags").unwrap(),
+            Route::DistTags {
+                name: "@scope/newpkg".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/user/org.couchdb.user:alice").unwrap(),
+            Route::User {
+                name: "alice".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/user/org.couchdb.user%3Aalice").unwrap(),
+            Route::User {
+                name: "alice".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/npm/v1/tokens/token/abc").unwrap(),
+            Route::Token { key: "abc".into() }
+        );
     }
 
     #[test]
     fn traversal_and_junk_are_refused() {
-        for bad in ["/..", "/%2e%2e", "/a/-/..", "/a/-/%2e%2e%2fetc", "/@scope/%2e%2e", "/a%5cb", "/a%00", "/a%2fb", "/@a%2fb%2fc"] {
+        for bad in [
+            "/..",
+            "/%2e%2e",
+            "/a/-/..",
+            "/a/-/%2e%2e%2fetc",
+            "/@scope/%2e%2e",
+            "/a%5cb",
+            "/a%00",
+            "/a%2fb",
+            "/@a%2fb%2fc",
+        ] {
             assert!(parse(bad).is_err(), "{bad} must be refused");
         }
         for unknown in ["/", "/-/nope", "/a/b/c", "//a", "/-/package/a/unknown"] {
-            assert!(matches!(parse(unknown), Err(RouteError::Unknown(_))), "{unknown} must be unknown");
+            assert!(
+                matches!(parse(unknown), Err(RouteError::Unknown(_))),
+                "{unknown} must be unknown"
+            );
         }
     }
 }

@@ -1,7 +1,11 @@
 //! The browser side of `npm login`: a small form, no JavaScript.
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn page(title: &str, body: &str) -> String {
@@ -21,7 +25,9 @@ button{{margin-top:1rem;padding:.5rem 1rem;font:inherit}}.error{{color:#b00020}}
 
 /// The login form. `error` is shown above it after a failed attempt.
 pub(crate) fn login_form(action: &str, offer_signup: bool, error: Option<&str>) -> String {
-    let error = error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
+        .unwrap_or_default();
     let signup = if offer_signup {
         r#"<label for="email">Email (only to create a new account)</label><input id="email" name="email" type="email" autocomplete="email">"#
     } else {
@@ -42,11 +48,20 @@ pub(crate) fn login_form(action: &str, offer_signup: bool, error: Option<&str>) 
 }
 
 pub(crate) fn logged_in(user: &str) -> String {
-    page("Logged in", &format!("<p>You are logged in as <strong>{}</strong>. Return to your terminal.</p>", escape(user)))
+    page(
+        "Logged in",
+        &format!(
+            "<p>You are logged in as <strong>{}</strong>. Return to your terminal.</p>",
+            escape(user)
+        ),
+    )
 }
 
 pub(crate) fn expired() -> String {
-    page("Login expired", "<p>This login link has expired or was already used. Run <code>npm login</code> again.</p>")
+    page(
+        "Login expired",
+        "<p>This login link has expired or was already used. Run <code>npm login</code> again.</p>",
+    )
 }
 
 #[cfg(test)]
