@@ -28,9 +28,16 @@ pub struct TarballBlobs {
 impl TarballBlobs {
     /// Blobs under `dir` on local disk (created if missing).
     pub fn local(dir: &Path) -> Result<Self, BlobError> {
-        std::fs::create_dir_all(dir).map_err(|e| BlobError::Backend(object_store::Error::Generic { store: "local", source: Box::new(e) }))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            BlobError::Backend(object_store::Error::Generic {
+                store: "local",
+                source: Box::new(e),
+            })
+        })?;
         let store = LocalFileSystem::new_with_prefix(dir).map_err(BlobError::Backend)?;
-        Ok(Self { store: Arc::new(store) })
+        Ok(Self {
+            store: Arc::new(store),
+        })
     }
 
     #[must_use]
@@ -39,10 +46,19 @@ impl TarballBlobs {
     }
 
     fn key(sha512_hex: &str) -> Result<ObjectPath, BlobError> {
-        if sha512_hex.len() != 128 || !sha512_hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if sha512_hex.len() != 128
+            || !sha512_hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(BlobError::BadDigest(sha512_hex.to_owned()));
         }
-        Ok(ObjectPath::from(format!("sha512/{}/{}/{}", &sha512_hex[..2], &sha512_hex[2..4], sha512_hex)))
+        Ok(ObjectPath::from(format!(
+            "sha512/{}/{}/{}",
+            &sha512_hex[..2],
+            &sha512_hex[2..4],
+            sha512_hex
+        )))
     }
 
     /// Stores `bytes` under their digest, unless a blob with that digest is already there.
@@ -54,12 +70,18 @@ impl TarballBlobs {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(BlobError::Backend(e)),
         }
-        self.store.put(&key, bytes.into()).await.map_err(BlobError::Backend)?;
+        self.store
+            .put(&key, bytes.into())
+            .await
+            .map_err(BlobError::Backend)?;
         Ok(())
     }
 
     /// The blob's bytes as a stream, or `None` when there is no such blob.
-    pub async fn get(&self, sha512_hex: &str) -> Result<Option<(u64, BoxStream<'static, object_store::Result<Bytes>>)>, BlobError> {
+    pub async fn get(
+        &self,
+        sha512_hex: &str,
+    ) -> Result<Option<(u64, BoxStream<'static, object_store::Result<Bytes>>)>, BlobError> {
         let key = Self::key(sha512_hex)?;
         match self.store.get(&key).await {
             Ok(result) => {

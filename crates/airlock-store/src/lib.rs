@@ -131,22 +131,49 @@ pub trait Accounts: Send + Sync {
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
-    async fn update_profile(&self, user_id: i64, change: ProfileChange, now: OffsetDateTime) -> StoreResult<User>;
+    async fn update_profile(
+        &self,
+        user_id: i64,
+        change: ProfileChange,
+        now: OffsetDateTime,
+    ) -> StoreResult<User>;
 
     async fn insert_token(&self, token: NewToken) -> StoreResult<()>;
     /// The token with this hash and its user, if it exists and has not expired at `now`.
-    async fn token_by_hash(&self, hash: &str, now: OffsetDateTime) -> StoreResult<Option<(TokenRecord, User)>>;
+    async fn token_by_hash(
+        &self,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(TokenRecord, User)>>;
     async fn list_tokens(&self, user_id: i64) -> StoreResult<Vec<TokenRecord>>;
     async fn all_tokens(&self) -> StoreResult<Vec<TokenRecord>>;
     /// Deletes one token by its key; returns whether it existed.
     async fn delete_token(&self, key: &str) -> StoreResult<bool>;
 
-    async fn create_web_login(&self, login_id: &str, done_hash: &str, create_account: bool, now: OffsetDateTime, expires_at: OffsetDateTime) -> StoreResult<()>;
-    async fn web_login(&self, login_id: &str, now: OffsetDateTime) -> StoreResult<Option<WebLogin>>;
-    async fn complete_web_login(&self, login_id: &str, user_id: i64, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn create_web_login(
+        &self,
+        login_id: &str,
+        done_hash: &str,
+        create_account: bool,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    async fn web_login(&self, login_id: &str, now: OffsetDateTime)
+    -> StoreResult<Option<WebLogin>>;
+    async fn complete_web_login(
+        &self,
+        login_id: &str,
+        user_id: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
     /// In one transaction: if the login behind `done_hash` is complete, store `token` for its
     /// user (the store sets `token.record.user_id`) and forget the login.
-    async fn redeem_web_login(&self, done_hash: &str, token: NewToken, now: OffsetDateTime) -> StoreResult<WebLoginRedeem>;
+    async fn redeem_web_login(
+        &self,
+        done_hash: &str,
+        token: NewToken,
+        now: OffsetDateTime,
+    ) -> StoreResult<WebLoginRedeem>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,10 +259,16 @@ pub struct PublishPlan {
 pub enum PackageChange {
     SetDeprecations(BTreeMap<String, Option<String>>),
     /// Marks versions unpublished and replaces the dist-tags with `dist_tags`.
-    UnpublishVersions { versions: Vec<String>, dist_tags: BTreeMap<String, String> },
+    UnpublishVersions {
+        versions: Vec<String>,
+        dist_tags: BTreeMap<String, String>,
+    },
     UnpublishPackage,
     SetMaintainers(Vec<i64>),
-    SetDistTag { tag: String, version: String },
+    SetDistTag {
+        tag: String,
+        version: String,
+    },
     RemoveDistTag(String),
     SetAccess(String),
 }
@@ -267,12 +300,25 @@ pub trait Packages: Send + Sync {
     /// transaction. Returns the new revision.
     async fn publish(&self, plan: PublishPlan) -> StoreResult<i64>;
     /// Applies one change if the package is still at `expected_rev`; returns the new revision.
-    async fn update_package(&self, name: &str, expected_rev: i64, change: PackageChange, actor_id: i64, now: OffsetDateTime) -> StoreResult<i64>;
+    async fn update_package(
+        &self,
+        name: &str,
+        expected_rev: i64,
+        change: PackageChange,
+        actor_id: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<i64>;
     async fn scope_owners(&self, scope: &str) -> StoreResult<Vec<ScopeOwner>>;
-    async fn assign_scope(&self, scope: &str, user_id: i64, now: OffsetDateTime) -> StoreResult<()>;
+    async fn assign_scope(&self, scope: &str, user_id: i64, now: OffsetDateTime)
+    -> StoreResult<()>;
     /// Names of live packages whose name, description or keywords contain every term, and how
     /// many there are in all.
-    async fn search(&self, terms: &[String], from: u64, size: u64) -> StoreResult<(Vec<String>, u64)>;
+    async fn search(
+        &self,
+        terms: &[String],
+        from: u64,
+        size: u64,
+    ) -> StoreResult<(Vec<String>, u64)>;
     /// Names of the packages a user maintains.
     async fn packages_of(&self, user_id: i64) -> StoreResult<Vec<String>>;
 }

@@ -8,13 +8,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::{
-    Accounts, NewToken, NewUser, PackageChange, PackageState, Packages, Person, ProfileChange, PublishPlan, ScopeOwner,
-    StoreError, StoreResult, TokenRecord, User, VersionRecord, WebLogin, WebLoginRedeem, format_time, parse_time,
+    Accounts, NewToken, NewUser, PackageChange, PackageState, Packages, Person, ProfileChange,
+    PublishPlan, ScopeOwner, StoreError, StoreResult, TokenRecord, User, VersionRecord, WebLogin,
+    WebLoginRedeem, format_time, parse_time,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -67,14 +70,18 @@ fn time_col(row: &SqliteRow, col: &str) -> StoreResult<OffsetDateTime> {
 
 fn opt_time_col(row: &SqliteRow, col: &str) -> StoreResult<Option<OffsetDateTime>> {
     let s: Option<String> = row.try_get(col)?;
-    s.map(|s| parse_time(&s).map_err(|_| StoreError::Corrupt(format!("timestamp `{s}` in column {col}"))))
-        .transpose()
+    s.map(|s| {
+        parse_time(&s).map_err(|_| StoreError::Corrupt(format!("timestamp `{s}` in column {col}")))
+    })
+    .transpose()
 }
 
 fn json_list_col(row: &SqliteRow, col: &str) -> StoreResult<Option<Vec<String>>> {
     let s: Option<String> = row.try_get(col)?;
-    s.map(|s| serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(format!("list in column {col}"))))
-        .transpose()
+    s.map(|s| {
+        serde_json::from_str(&s).map_err(|_| StoreError::Corrupt(format!("list in column {col}")))
+    })
+    .transpose()
 }
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<User> {
@@ -109,10 +116,8 @@ fn token_from_row(row: &SqliteRow) -> StoreResult<TokenRecord> {
     })
 }
 
-const USER_COLUMNS: &str =
-    "id, name, email, password_hash, is_admin, fullname, homepage, github, twitter, freenode, created_at, updated_at";
-const TOKEN_COLUMNS: &str =
-    "key, user_id, display, name, description, readonly, cidr_whitelist, packages, created_at, expires_at";
+const USER_COLUMNS: &str = "id, name, email, password_hash, is_admin, fullname, homepage, github, twitter, freenode, created_at, updated_at";
+const TOKEN_COLUMNS: &str = "key, user_id, display, name, description, readonly, cidr_whitelist, packages, created_at, expires_at";
 
 /// Our dynamic SQL is assembled only from constant fragments and `?` placeholders; every
 /// value is bound, never formatted in.
@@ -126,7 +131,10 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 async fn insert_token(conn: &mut SqliteConnection, token: &NewToken) -> StoreResult<()> {
     let r = &token.record;
-    let list = |l: &Option<Vec<String>>| l.as_ref().map(|l| serde_json::Value::from(l.clone()).to_string());
+    let list = |l: &Option<Vec<String>>| {
+        l.as_ref()
+            .map(|l| serde_json::Value::from(l.clone()).to_string())
+    };
     sqlx::query(
         "INSERT INTO tokens (key, hash, user_id, display, name, description, readonly, cidr_whitelist, packages, created_at, expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -173,30 +181,41 @@ impl Accounts for SqliteStore {
     }
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE name = ?")))
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(trusted_sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE name = ?"
+        )))
+        .bind(name)
+        .fetch_optional(&self.reader)
+        .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
         // The writer pool: callers read their own writes here (create_user).
-        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
+        let row = sqlx::query(trusted_sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users ORDER BY name")))
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(trusted_sql(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY name"
+        )))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn update_profile(&self, user_id: i64, change: ProfileChange, now: OffsetDateTime) -> StoreResult<User> {
+    async fn update_profile(
+        &self,
+        user_id: i64,
+        change: ProfileChange,
+        now: OffsetDateTime,
+    ) -> StoreResult<User> {
         let mut tx = self.begin_write().await?;
         let mut sets: Vec<&str> = vec!["updated_at = ?"];
         let mut values: Vec<Option<String>> = vec![Some(format_time(now))];
@@ -229,10 +248,12 @@ impl Accounts for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user #{user_id}")));
         }
-        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(trusted_sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = ?"
+        )))
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let user = user_from_row(&row)?;
         tx.commit().await?;
         Ok(user)
@@ -243,11 +264,17 @@ impl Accounts for SqliteStore {
         insert_token(&mut conn, &token).await
     }
 
-    async fn token_by_hash(&self, hash: &str, now: OffsetDateTime) -> StoreResult<Option<(TokenRecord, User)>> {
-        let Some(row) = sqlx::query(trusted_sql(format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?")))
-            .bind(hash)
-            .fetch_optional(&self.reader)
-            .await?
+    async fn token_by_hash(
+        &self,
+        hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<(TokenRecord, User)>> {
+        let Some(row) = sqlx::query(trusted_sql(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?"
+        )))
+        .bind(hash)
+        .fetch_optional(&self.reader)
+        .await?
         else {
             return Ok(None);
         };
@@ -255,10 +282,12 @@ impl Accounts for SqliteStore {
         if token.expires_at.is_some_and(|t| t <= now) {
             return Ok(None);
         }
-        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
-            .bind(token.user_id)
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(trusted_sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = ?"
+        )))
+        .bind(token.user_id)
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(match row {
             Some(row) => Some((token, user_from_row(&row)?)),
             None => None,
@@ -276,9 +305,11 @@ impl Accounts for SqliteStore {
     }
 
     async fn all_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        let rows = sqlx::query(trusted_sql(format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, key")))
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(trusted_sql(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, key"
+        )))
+        .fetch_all(&self.reader)
+        .await?;
         rows.iter().map(token_from_row).collect()
     }
 
@@ -318,7 +349,11 @@ impl Accounts for SqliteStore {
         Ok(())
     }
 
-    async fn web_login(&self, login_id: &str, now: OffsetDateTime) -> StoreResult<Option<WebLogin>> {
+    async fn web_login(
+        &self,
+        login_id: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<WebLogin>> {
         let row = sqlx::query("SELECT login_id, create_account, user_id, expires_at FROM web_logins WHERE login_id = ?")
             .bind(login_id)
             .fetch_optional(&self.writer)
@@ -333,7 +368,12 @@ impl Accounts for SqliteStore {
         Ok((login.expires_at > now).then_some(login))
     }
 
-    async fn complete_web_login(&self, login_id: &str, user_id: i64, now: OffsetDateTime) -> StoreResult<bool> {
+    async fn complete_web_login(
+        &self,
+        login_id: &str,
+        user_id: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE web_logins SET user_id = ? WHERE login_id = ? AND user_id IS NULL AND expires_at > ?",
         )
@@ -345,14 +385,23 @@ impl Accounts for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn redeem_web_login(&self, done_hash: &str, mut token: NewToken, now: OffsetDateTime) -> StoreResult<WebLoginRedeem> {
+    async fn redeem_web_login(
+        &self,
+        done_hash: &str,
+        mut token: NewToken,
+        now: OffsetDateTime,
+    ) -> StoreResult<WebLoginRedeem> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query("SELECT login_id, user_id FROM web_logins WHERE done_hash = ? AND expires_at > ?")
-            .bind(done_hash)
-            .bind(format_time(now))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else { return Ok(WebLoginRedeem::Unknown) };
+        let row = sqlx::query(
+            "SELECT login_id, user_id FROM web_logins WHERE done_hash = ? AND expires_at > ?",
+        )
+        .bind(done_hash)
+        .bind(format_time(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(WebLoginRedeem::Unknown);
+        };
         let login_id: String = row.try_get("login_id")?;
         let Some(user_id) = row.try_get::<Option<i64>, _>("user_id")? else {
             return Ok(WebLoginRedeem::Pending);
@@ -363,17 +412,22 @@ impl Accounts for SqliteStore {
             .bind(&login_id)
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query(trusted_sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?")))
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row = sqlx::query(trusted_sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = ?"
+        )))
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let user = user_from_row(&row)?;
         tx.commit().await?;
         Ok(WebLoginRedeem::Redeemed(user))
     }
 }
 
-async fn load_package(conn: &mut SqliteConnection, name: &str) -> StoreResult<Option<PackageState>> {
+async fn load_package(
+    conn: &mut SqliteConnection,
+    name: &str,
+) -> StoreResult<Option<PackageState>> {
     let Some(row) = sqlx::query(
         "SELECT id, name, access, rev, created_at, modified_at, unpublished_at FROM packages WHERE name = ?",
     )
@@ -424,7 +478,11 @@ async fn load_package(conn: &mut SqliteConnection, name: &str) -> StoreResult<Op
             size: count("size")?,
             file_count: count("file_count")?,
             unpacked_size: count("unpacked_size")?,
-            publisher: Person { id: row.try_get("uid")?, name: row.try_get("uname")?, email: row.try_get("uemail")? },
+            publisher: Person {
+                id: row.try_get("uid")?,
+                name: row.try_get("uname")?,
+                email: row.try_get("uemail")?,
+            },
             published_at: time_col(row, "published_at")?,
             deprecated: row.try_get("deprecated")?,
             unpublished_at: opt_time_col(row, "unpublished_at")?,
@@ -436,7 +494,9 @@ async fn load_package(conn: &mut SqliteConnection, name: &str) -> StoreResult<Op
         .fetch_all(&mut *conn)
         .await?
     {
-        state.dist_tags.insert(row.try_get("tag")?, row.try_get("version")?);
+        state
+            .dist_tags
+            .insert(row.try_get("tag")?, row.try_get("version")?);
     }
     for row in sqlx::query(
         "SELECT u.id, u.name, u.email FROM maintainers m JOIN users u ON u.id = m.user_id
@@ -446,7 +506,11 @@ async fn load_package(conn: &mut SqliteConnection, name: &str) -> StoreResult<Op
     .fetch_all(&mut *conn)
     .await?
     {
-        state.maintainers.push(Person { id: row.try_get("id")?, name: row.try_get("name")?, email: row.try_get("email")? });
+        state.maintainers.push(Person {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            email: row.try_get("email")?,
+        });
     }
     Ok(Some(state))
 }
@@ -473,11 +537,13 @@ async fn record_event(
 }
 
 async fn bump_rev(conn: &mut SqliteConnection, package_id: i64, now: &str) -> StoreResult<i64> {
-    let row = sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = ? WHERE id = ? RETURNING rev")
-        .bind(now)
-        .bind(package_id)
-        .fetch_one(conn)
-        .await?;
+    let row = sqlx::query(
+        "UPDATE packages SET rev = rev + 1, modified_at = ? WHERE id = ? RETURNING rev",
+    )
+    .bind(now)
+    .bind(package_id)
+    .fetch_one(conn)
+    .await?;
     Ok(row.try_get("rev")?)
 }
 
@@ -576,16 +642,20 @@ impl Packages for SqliteStore {
         .await;
         match inserted {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::VersionExists(v.version.clone())),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::VersionExists(v.version.clone()));
+            }
             Err(e) => return Err(e.into()),
         }
-        sqlx::query("INSERT INTO dist_tags (package_id, tag, version) VALUES (?, ?, ?)
-                     ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version")
-            .bind(package_id)
-            .bind(&plan.tag)
-            .bind(&v.version)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO dist_tags (package_id, tag, version) VALUES (?, ?, ?)
+                     ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+        )
+        .bind(package_id)
+        .bind(&plan.tag)
+        .bind(&v.version)
+        .execute(&mut *tx)
+        .await?;
         if plan.tag == "latest" {
             sqlx::query("UPDATE packages SET description = ?, keywords = ? WHERE id = ?")
                 .bind(&plan.description)
@@ -643,7 +713,10 @@ impl Packages for SqliteStore {
                 }
                 detail = serde_json::json!({ "deprecations": map });
             }
-            PackageChange::UnpublishVersions { versions, dist_tags } => {
+            PackageChange::UnpublishVersions {
+                versions,
+                dist_tags,
+            } => {
                 for version in versions {
                     sqlx::query("UPDATE versions SET unpublished_at = ? WHERE package_id = ? AND version = ? AND unpublished_at IS NULL")
                         .bind(&now)
@@ -675,11 +748,13 @@ impl Packages for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 for id in ids {
-                    sqlx::query("INSERT OR IGNORE INTO maintainers (package_id, user_id) VALUES (?, ?)")
-                        .bind(package_id)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                    sqlx::query(
+                        "INSERT OR IGNORE INTO maintainers (package_id, user_id) VALUES (?, ?)",
+                    )
+                    .bind(package_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 detail = serde_json::json!({ "maintainers": ids });
             }
@@ -711,7 +786,16 @@ impl Packages for SqliteStore {
             }
         }
         let rev = bump_rev(&mut tx, package_id, &now).await?;
-        record_event(&mut tx, package_id, change.kind(), None, actor_id, &now, detail).await?;
+        record_event(
+            &mut tx,
+            package_id,
+            change.kind(),
+            None,
+            actor_id,
+            &now,
+            detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(rev)
     }
@@ -722,11 +806,21 @@ impl Packages for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         rows.iter()
-            .map(|row| Ok(ScopeOwner { user_id: row.try_get("user_id")?, assigned_by_admin: row.try_get("assigned_by_admin")? }))
+            .map(|row| {
+                Ok(ScopeOwner {
+                    user_id: row.try_get("user_id")?,
+                    assigned_by_admin: row.try_get("assigned_by_admin")?,
+                })
+            })
             .collect()
     }
 
-    async fn assign_scope(&self, scope: &str, user_id: i64, now: OffsetDateTime) -> StoreResult<()> {
+    async fn assign_scope(
+        &self,
+        scope: &str,
+        user_id: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO scope_owners (scope, user_id, assigned_by_admin, created_at) VALUES (?, ?, 1, ?)
                      ON CONFLICT (scope, user_id) DO UPDATE SET assigned_by_admin = 1")
             .bind(scope)
@@ -737,7 +831,12 @@ impl Packages for SqliteStore {
         Ok(())
     }
 
-    async fn search(&self, terms: &[String], from: u64, size: u64) -> StoreResult<(Vec<String>, u64)> {
+    async fn search(
+        &self,
+        terms: &[String],
+        from: u64,
+        size: u64,
+    ) -> StoreResult<(Vec<String>, u64)> {
         let mut filter = String::from("unpublished_at IS NULL AND access = 'public'");
         for _ in terms {
             filter.push_str(
@@ -762,7 +861,10 @@ impl Packages for SqliteStore {
             .bind(to_i64(from))
             .fetch_all(&self.reader)
             .await?;
-        let names = rows.iter().map(|r| r.try_get("name")).collect::<Result<Vec<String>, _>>()?;
+        let names = rows
+            .iter()
+            .map(|r| r.try_get("name"))
+            .collect::<Result<Vec<String>, _>>()?;
         Ok((names, u64::try_from(total).unwrap_or(0)))
     }
 
@@ -774,11 +876,18 @@ impl Packages for SqliteStore {
         .bind(user_id)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows.iter().map(|r| r.try_get("name")).collect::<Result<Vec<String>, _>>()?)
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("name"))
+            .collect::<Result<Vec<String>, _>>()?)
     }
 }
 
-async fn replace_tags(conn: &mut SqliteConnection, package_id: i64, tags: &BTreeMap<String, String>) -> StoreResult<()> {
+async fn replace_tags(
+    conn: &mut SqliteConnection,
+    package_id: i64,
+    tags: &BTreeMap<String, String>,
+) -> StoreResult<()> {
     sqlx::query("DELETE FROM dist_tags WHERE package_id = ?")
         .bind(package_id)
         .execute(&mut *conn)
