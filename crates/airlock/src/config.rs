@@ -24,8 +24,10 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("could not read the config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("the config file {} is not valid", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read the config file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("the config file {} is not valid", path.display()))
     }
 }
 
@@ -57,5 +59,7 @@ pub fn normalise_public_url(raw: &str) -> anyhow::Result<String> {
 }
 
 pub fn parse_listen(raw: &str) -> anyhow::Result<SocketAddr> {
-    raw.parse().with_context(|| format!("listen address `{raw}` is not IP:PORT (for example 127.0.0.1:4873)"))
+    raw.parse().with_context(|| {
+        format!("listen address `{raw}` is not IP:PORT (for example 127.0.0.1:4873)")
+    })
 }

@@ -7,13 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use airlock_registry::{CreateTokenRequest, NewAccount, Registry, RegistryConfig, RegistryError, SystemClock};
+use airlock_registry::{
+    CreateTokenRequest, NewAccount, Registry, RegistryConfig, RegistryError, SystemClock,
+};
 use airlock_server::ServerConfig;
 use airlock_store::{SqliteStore, TarballBlobs, format_time};
 use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, FileConfig, ServeConfig, normalise_public_url, parse_listen};
+use crate::config::{
+    DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, FileConfig, ServeConfig, normalise_public_url,
+    parse_listen,
+};
 
 /// Airlock: an npm registry where no single stolen credential can ship a release.
 #[derive(Parser)]
@@ -105,7 +110,10 @@ struct UserError(anyhow::Error);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime\n  caused by: {e}");
@@ -153,15 +161,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => FileConfig::load(path).map_err(|e| anyhow::Error::new(UserError(e)))?,
         None => FileConfig::default(),
     };
-    let data_dir = cli.global.data_dir.clone().or_else(|| file.data_dir.clone()).unwrap_or_else(|| PathBuf::from("airlock-data"));
+    let data_dir = cli
+        .global
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("airlock-data"));
     match cli.command {
         Command::Serve { listen, public_url } => {
-            let listen = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+            let listen = listen
+                .or_else(|| file.listen.clone())
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
             let public_url = public_url.or_else(|| file.public_url.clone());
             let config = ServeConfig {
                 data_dir,
                 listen: parse_listen(&listen).map_err(|e| anyhow::Error::new(UserError(e)))?,
-                public_url: public_url.as_deref().map(normalise_public_url).transpose().map_err(|e| anyhow::Error::new(UserError(e)))?,
+                public_url: public_url
+                    .as_deref()
+                    .map(normalise_public_url)
+                    .transpose()
+                    .map_err(|e| anyhow::Error::new(UserError(e)))?,
                 open_signup: file.open_signup.unwrap_or(false),
                 read_requires_auth: file.read_requires_auth.unwrap_or(false),
                 max_body_bytes: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
@@ -178,9 +197,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Scope(ScopeCommand::Assign { scope, user }) => {
             let registry = open(&data_dir, &file).await?;
-            let found = registry.user_by_name(&user).await.map_err(classify)?.ok_or_else(|| user_error(format!("there is no user named `{user}`")))?;
-            registry.assign_scope(&scope, &found).await.map_err(classify)?;
-            println!("{user} may now publish in @{}", scope.trim_start_matches('@'));
+            let found = registry
+                .user_by_name(&user)
+                .await
+                .map_err(classify)?
+                .ok_or_else(|| user_error(format!("there is no user named `{user}`")))?;
+            registry
+                .assign_scope(&scope, &found)
+                .await
+                .map_err(classify)?;
+            println!(
+                "{user} may now publish in @{}",
+                scope.trim_start_matches('@')
+            );
             Ok(())
         }
     }
@@ -188,14 +217,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Opens the data directory: `airlock.db` (SQLite, WAL) and `tarballs/`.
 async fn open_with(data_dir: &Path, registry_config: RegistryConfig) -> anyhow::Result<Registry> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
     let store = Arc::new(
         SqliteStore::open(&data_dir.join("airlock.db"))
             .await
             .with_context(|| format!("could not open the database in {}", data_dir.display()))?,
     );
-    let blobs = TarballBlobs::local(&data_dir.join("tarballs")).context("could not open the tarball directory")?;
-    Ok(Registry::new(store.clone(), store, blobs, registry_config, Arc::new(SystemClock)))
+    let blobs = TarballBlobs::local(&data_dir.join("tarballs"))
+        .context("could not open the tarball directory")?;
+    Ok(Registry::new(
+        store.clone(),
+        store,
+        blobs,
+        registry_config,
+        Arc::new(SystemClock),
+    ))
 }
 
 async fn open(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Registry> {
@@ -210,7 +247,8 @@ async fn open(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Registry> {
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -223,18 +261,34 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| user_error(format!("could not listen on {}: {e}", config.listen)))?;
-    let local = listener.local_addr().context("could not read the bound address")?;
+    let local = listener
+        .local_addr()
+        .context("could not read the bound address")?;
     let app = airlock_server::router(
         registry,
-        ServerConfig { public_url: config.public_url.clone(), max_body_bytes: config.max_body_bytes },
+        ServerConfig {
+            public_url: config.public_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+        },
     );
-    let shown = config.public_url.clone().unwrap_or_else(|| format!("http://{local}/"));
     {
+        // One line, always with the address actually bound (tests listen on port 0).
         let mut out = std::io::stdout().lock();
-        writeln!(out, "airlock: serving {shown} (data dir {})", config.data_dir.display())?;
+        let public = config
+            .public_url
+            .as_deref()
+            .map(|u| format!(", public URL {u}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "airlock: serving http://{local}/ (data dir {}{public})",
+            config.data_dir.display()
+        )?;
         out.flush()?;
     }
-    airlock_server::serve(listener, app, shutdown_signal()).await.context("the server failed")?;
+    airlock_server::serve(listener, app, shutdown_signal())
+        .await
+        .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -263,19 +317,41 @@ async fn shutdown_signal() {
 
 async fn user_command(registry: &Registry, command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::Add { name, email, admin, password_stdin: _ } => {
+        UserCommand::Add {
+            name,
+            email,
+            admin,
+            password_stdin: _,
+        } => {
             let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).context("could not read the password from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("could not read the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']).to_owned();
             let user = registry
-                .create_account(NewAccount { name, email, password, is_admin: admin })
+                .create_account(NewAccount {
+                    name,
+                    email,
+                    password,
+                    is_admin: admin,
+                })
                 .await
                 .map_err(classify)?;
-            println!("created user {}{}", user.name, if user.is_admin { " (admin)" } else { "" });
+            println!(
+                "created user {}{}",
+                user.name,
+                if user.is_admin { " (admin)" } else { "" }
+            );
         }
         UserCommand::List => {
             for user in registry.list_users().await.map_err(classify)? {
-                println!("{}\t{}\t{}{}", user.name, user.email, format_time(user.created_at), if user.is_admin { "\tadmin" } else { "" });
+                println!(
+                    "{}\t{}\t{}{}",
+                    user.name,
+                    user.email,
+                    format_time(user.created_at),
+                    if user.is_admin { "\tadmin" } else { "" }
+                );
             }
         }
     }
@@ -284,13 +360,28 @@ async fn user_command(registry: &Registry, command: UserCommand) -> anyhow::Resu
 
 async fn token_command(registry: &Registry, command: TokenCommand) -> anyhow::Result<()> {
     let find = |name: String| async move {
-        registry.user_by_name(&name).await.map_err(classify)?.ok_or_else(|| user_error(format!("there is no user named `{name}`")))
+        registry
+            .user_by_name(&name)
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| user_error(format!("there is no user named `{name}`")))
     };
     match command {
-        TokenCommand::Create { user, read_only, name } => {
+        TokenCommand::Create {
+            user,
+            read_only,
+            name,
+        } => {
             let user = find(user).await?;
-            let request = CreateTokenRequest { readonly: Some(read_only), name: name.or(Some("airlock token create".into())), ..CreateTokenRequest::default() };
-            let created = registry.issue_token(&user, &request).await.map_err(classify)?;
+            let request = CreateTokenRequest {
+                readonly: Some(read_only),
+                name: name.or(Some("airlock token create".into())),
+                ..CreateTokenRequest::default()
+            };
+            let created = registry
+                .issue_token(&user, &request)
+                .await
+                .map_err(classify)?;
             println!("{}", created.token.expose());
         }
         TokenCommand::List { user } => {
@@ -300,14 +391,21 @@ async fn token_command(registry: &Registry, command: TokenCommand) -> anyhow::Re
                     "{}\t{}…\t{}\t{}\t{}",
                     t.key,
                     t.display,
-                    if t.readonly { "read-only" } else { "read-write" },
+                    if t.readonly {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    },
                     format_time(t.created_at),
                     t.name.unwrap_or_default()
                 );
             }
         }
         TokenCommand::Revoke { id } => {
-            let revoked = registry.revoke_token_by_prefix(&id).await.map_err(classify)?;
+            let revoked = registry
+                .revoke_token_by_prefix(&id)
+                .await
+                .map_err(classify)?;
             println!("revoked token {}", revoked.key);
         }
     }
