@@ -237,7 +237,12 @@ impl Registry {
     }
 
     /// `PUT /-/user/org.couchdb.user:NAME`: npm's legacy login and adduser.
-    pub async fn couch_login(&self, url_name: &str, body: &[u8]) -> Result<LoginOutcome> {
+    pub async fn couch_login(
+        &self,
+        url_name: &str,
+        body: &[u8],
+        otp: Option<&str>,
+    ) -> Result<LoginOutcome> {
         #[derive(Deserialize)]
         struct Body {
             name: Option<String>,
@@ -257,7 +262,11 @@ impl Registry {
             .password
             .ok_or_else(|| RegistryError::BadRequest("a password is required".into()))?;
         let (user, created) = match self.accounts.user_by_name(&name).await? {
-            Some(_) => (self.check_password(&name, &password).await?, false),
+            Some(_) => {
+                let user = self.check_password(&name, &password).await?;
+                self.require_login_factor(&user, otp).await?;
+                (user, false)
+            }
             None => match body.email {
                 Some(email) if self.config.open_signup => {
                     let user = self
@@ -336,6 +345,7 @@ impl Registry {
         username: &str,
         password: &str,
         email: Option<&str>,
+        otp: Option<&str>,
     ) -> Result<User> {
         let login = self
             .accounts
@@ -361,7 +371,11 @@ impl Registry {
                 })
                 .await?
             }
-            _ => self.check_password(username, password).await?,
+            _ => {
+                let user = self.check_password(username, password).await?;
+                self.require_login_factor(&user, otp).await?;
+                user
+            }
         };
         if !self
             .accounts
@@ -458,6 +472,7 @@ impl Registry {
         request: &CreateTokenRequest,
     ) -> Result<CreatedToken> {
         let principal = require_principal(principal)?;
+        self.require_write_factor(principal).await?;
         let password = request.password.as_deref().ok_or_else(|| {
             RegistryError::BadRequest("your password is required to create a token".into())
         })?;
@@ -483,6 +498,7 @@ impl Registry {
     /// `DELETE /-/npm/v1/tokens/token/{key}`.
     pub async fn revoke_token(&self, principal: Option<&Principal>, key: &str) -> Result<()> {
         let principal = require_principal(principal)?;
+        self.require_write_factor(principal).await?;
         let mine = self.accounts.list_tokens(principal.user.id).await?;
         if !mine.iter().any(|t| t.key == key) {
             return Err(RegistryError::NotFound(format!(
@@ -528,13 +544,14 @@ impl Registry {
     }
 
     /// `GET /-/npm/v1/user`.
-    pub fn profile(principal: &Principal) -> Value {
+    pub async fn profile(&self, principal: Option<&Principal>) -> Result<Value> {
+        let principal = require_principal(principal)?;
         let u = &principal.user;
-        json!({
+        Ok(json!({
             "name": u.name,
             "email": u.email,
             "email_verified": false,
-            "tfa": false,
+            "tfa": self.tfa_profile(u).await?,
             "fullname": u.fullname.clone().unwrap_or_default(),
             "homepage": u.homepage.clone().unwrap_or_default(),
             "freenode": u.freenode.clone().unwrap_or_default(),
@@ -543,7 +560,7 @@ impl Registry {
             "created": format_time(u.created_at),
             "updated": format_time(u.updated_at),
             "cidr_whitelist": principal.token.as_ref().and_then(|t| t.cidr_whitelist.clone()),
-        })
+        }))
     }
 
     /// `POST /-/npm/v1/user` (npm profile set).
@@ -554,11 +571,13 @@ impl Registry {
     ) -> Result<Value> {
         let principal = require_principal(principal)?;
         principal.require_write()?;
-        if update.tfa.is_some() {
-            return Err(RegistryError::BadRequest(
-                "two-factor authentication is not available on this registry yet".into(),
-            ));
+        if let Some(tfa) = &update.tfa {
+            let mut answer = self.profile(Some(principal)).await?;
+            let changed = self.change_tfa(principal, tfa).await?;
+            answer["tfa"] = changed["tfa"].clone();
+            return Ok(answer);
         }
+        self.require_write_factor(principal).await?;
         let mut change = ProfileChange::default();
         if let Some(email) = update.email {
             let email = email.ok_or_else(|| {
@@ -582,10 +601,12 @@ impl Registry {
             .accounts
             .update_profile(principal.user.id, change, self.now())
             .await?;
-        Ok(Self::profile(&Principal {
+        self.profile(Some(&Principal {
             user,
             token: principal.token.clone(),
+            otp: None,
         }))
+        .await
     }
 
     /// `GET /-/user/org.couchdb.user:NAME`, which npm owner add reads: name and email.

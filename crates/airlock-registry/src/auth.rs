@@ -31,6 +31,8 @@ pub struct Principal {
     pub user: User,
     /// The token used, or `None` for username and password.
     pub token: Option<TokenRecord>,
+    /// The one-time password sent with the request (`npm-otp`), not yet checked.
+    pub otp: Option<String>,
 }
 
 impl Principal {
@@ -93,6 +95,7 @@ impl Registry {
     pub async fn authenticate(
         &self,
         credentials: Option<Credentials>,
+        otp: Option<String>,
         client_ip: IpAddr,
     ) -> Result<Option<Principal>> {
         match credentials {
@@ -116,11 +119,16 @@ impl Registry {
                 Ok(Some(Principal {
                     user,
                     token: Some(record),
+                    otp,
                 }))
             }
             Some(Credentials::Basic { username, password }) => {
                 let user = self.check_password(&username, &password).await?;
-                Ok(Some(Principal { user, token: None }))
+                Ok(Some(Principal {
+                    user,
+                    token: None,
+                    otp,
+                }))
             }
         }
     }

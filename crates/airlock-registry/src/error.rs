@@ -22,6 +22,19 @@ pub enum RegistryError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The operation needs a one-time password and none was sent.
+    #[error(
+        "this operation requires a one-time password from your authenticator: rerun with --otp=<code>"
+    )]
+    OtpRequired(crate::second_factor::OtpChallenge),
+    #[error("that authenticator code is not valid: check the code (and your clock) and try again")]
+    OtpInvalid,
+    #[error("that authenticator code was already used: wait for the next code and try again")]
+    OtpReplayed,
+    #[error(
+        "this operation needs two-factor authentication: enable it with `npm profile enable-2fa auth-and-writes`"
+    )]
+    SecondFactorNotEnabled,
     #[error("You cannot publish over the previously published versions: {0}.")]
     VersionExists(String),
     #[error("{0}")]

@@ -10,6 +10,7 @@ mod publish;
 mod read;
 pub use publish::PublishOutcome;
 mod search;
+mod second_factor;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use error::RegistryError;
 pub use packument::{Representation, format_rev};
 pub use read::{Packument, TarballStream};
 pub use search::{SearchQuery, SearchResult};
+pub use second_factor::{OtpChallenge, SecondFactor};
 
 /// Settings the use cases need, validated by the binary before it builds a [`Registry`].
 #[derive(Clone, Debug)]

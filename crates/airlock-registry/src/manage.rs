@@ -34,6 +34,18 @@ fn conflict(name: &PackageName) -> RegistryError {
 }
 
 impl Registry {
+    /// An authenticated principal allowed to write at all, with the second factor their
+    /// account asks for on writes (checked once per request, before any retry).
+    pub(crate) async fn authorize_write<'p>(
+        &self,
+        principal: Option<&'p Principal>,
+    ) -> Result<&'p Principal> {
+        let principal = require_principal(principal)?;
+        principal.require_write()?;
+        self.require_write_factor(principal).await?;
+        Ok(principal)
+    }
+
     /// A live package the principal maintains. Non-maintainers of a restricted package get
     /// "not found", so they learn nothing about it.
     async fn load_maintained(
@@ -111,7 +123,7 @@ impl Registry {
         name: &str,
         body: &[u8],
     ) -> Result<()> {
-        let principal = require_principal(principal)?;
+        let principal = self.authorize_write(principal).await?;
         let name = PackageName::parse(name)?;
         let doc = parse_json(body)?;
         let Some(versions) = doc.get("versions").and_then(Value::as_object) else {
@@ -166,7 +178,7 @@ impl Registry {
         rev: &str,
         body: &[u8],
     ) -> Result<Value> {
-        let principal = require_principal(principal)?;
+        let principal = self.authorize_write(principal).await?;
         let name = PackageName::parse(name)?;
         let doc = parse_json(body)?;
         let state = self.load_maintained(principal, &name).await?;
@@ -269,7 +281,7 @@ impl Registry {
         name: &str,
         rev: &str,
     ) -> Result<()> {
-        let principal = require_principal(principal)?;
+        let principal = self.authorize_write(principal).await?;
         let name = PackageName::parse(name)?;
         let state = self.load_maintained(principal, &name).await?;
         Self::check_rev(&name, &state, rev)?;
@@ -287,7 +299,7 @@ impl Registry {
         filename: &str,
         rev: &str,
     ) -> Result<()> {
-        let principal = require_principal(principal)?;
+        let principal = self.authorize_write(principal).await?;
         let name = PackageName::parse(name)?;
         let state = self.load_maintained(principal, &name).await?;
         Self::check_rev(&name, &state, rev)?;
@@ -312,7 +324,7 @@ impl Registry {
         tag: &str,
         body: &[u8],
     ) -> Result<()> {
-        let principal = require_principal(principal)?;
+        let principal = self.authorize_write(principal).await?;
         let name = PackageName::parse(name)?;
         let tag = DistTag::parse(tag)?;
         let version: String = serde_json::from_slice(body).map_err(|_| {
@@ -348,7 +360,7 @@ impl Registry {
         name: &str,
         tag: &str,
     ) -> Result<()> {
-        let principal = require_principal(principal)?;
+        let principal = self.authorize_write(principal).await?;
         let name = PackageName::parse(name)?;
         if tag == "latest" {
             return Err(RegistryError::BadRequest(
@@ -373,7 +385,7 @@ impl Registry {
         name: &str,
         body: &[u8],
     ) -> Result<()> {
-        let principal = require_principal(principal)?;
+        let principal = self.authorize_write(principal).await?;
         let name = PackageName::parse(name)?;
         let doc = parse_json(body)?;
         let access = match doc.get("access").and_then(Value::as_str) {

@@ -48,6 +48,7 @@ impl Registry {
         let url_name = PackageName::parse(url_name)?;
         principal.require_token_covers(&url_name)?;
         let publish = parse_publish(&url_name, body, &self.config.tarball_limits)?;
+        self.require_write_factor(principal).await?;
 
         let mut bytes_stored = false;
         for _ in 0..PUBLISH_ATTEMPTS {

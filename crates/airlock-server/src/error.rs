@@ -13,6 +13,8 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     www_authenticate: Option<&'static str>,
+    /// A web-OTP challenge's paths, made absolute by [`ApiError::with_base_url`].
+    otp_challenge: Option<(String, String)>,
 }
 
 impl ApiError {
@@ -21,6 +23,7 @@ impl ApiError {
             status,
             message: message.into(),
             www_authenticate: None,
+            otp_challenge: None,
         }
     }
 
@@ -44,6 +47,17 @@ impl From<RegistryError> for ApiError {
             // npmjs answers 403 to "cannot publish over", and npm's output expects it.
             | RegistryError::VersionExists(_) => (StatusCode::FORBIDDEN, None),
             RegistryError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+            // `www-authenticate: OTP` makes npm prompt for a code (or open authUrl) and retry.
+            RegistryError::OtpRequired(challenge) => {
+                let mut error = Self::new(StatusCode::UNAUTHORIZED, e.to_string());
+                error.www_authenticate = Some("OTP");
+                error.otp_challenge = Some((challenge.auth_path.clone(), challenge.done_path.clone()));
+                return error;
+            }
+            // A wrong or replayed code is plain 401 so npm prints our message instead of its
+            // generic OTP prompt text.
+            RegistryError::OtpInvalid | RegistryError::OtpReplayed => (StatusCode::UNAUTHORIZED, None),
+            RegistryError::SecondFactorNotEnabled => (StatusCode::FORBIDDEN, None),
             RegistryError::Conflict(_) => (StatusCode::CONFLICT, None),
             RegistryError::BadRequest(_)
             | RegistryError::InvalidName(_)
@@ -59,6 +73,7 @@ impl From<RegistryError> for ApiError {
             status,
             message: e.to_string(),
             www_authenticate,
+            otp_challenge: None,
         }
     }
 }
@@ -73,10 +88,25 @@ impl From<RouteError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// Makes a web-OTP challenge's URLs absolute (npm requires `http(s)` URLs there).
+    #[must_use]
+    pub fn with_base_url(mut self, base_url: &str) -> Self {
+        if let Some((auth, done)) = self.otp_challenge.take() {
+            self.otp_challenge = Some((format!("{base_url}{auth}"), format!("{base_url}{done}")));
+        }
+        self
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        let mut body = json!({ "error": self.message });
+        if let Some((auth_url, done_url)) = &self.otp_challenge {
+            body["authUrl"] = json!(auth_url);
+            body["doneUrl"] = json!(done_url);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(value) = self.www_authenticate {
             response
                 .headers_mut()

@@ -70,11 +70,12 @@ async fn handle(state: &AppState, peer: SocketAddr, request: Request) -> Result<
                 .collect()
         })
         .unwrap_or_default();
+    let base_url = base_url(state, &parts.headers);
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
     let credentials = credentials(&parts.headers)?;
+    let otp = otp_header(&parts.headers);
     let registry = &state.registry;
-    let principal = registry.authenticate(credentials, peer.ip()).await?;
-    let base_url = base_url(state, &parts.headers);
+    let principal = registry.authenticate(credentials, otp, peer.ip()).await?;
     let call = Call {
         method: parts.method,
         headers: parts.headers,
@@ -83,7 +84,17 @@ async fn handle(state: &AppState, peer: SocketAddr, request: Request) -> Result<
         principal,
         base_url,
     };
-    route_call(registry, &call, route).await
+    route_call(registry, &call, route)
+        .await
+        .map_err(|e| e.with_base_url(&call.base_url))
+}
+
+/// The one-time password npm sends after an OTP challenge (or with `--otp`).
+fn otp_header(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("npm-otp")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes> {
@@ -260,7 +271,9 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         }
         Route::Search if m == Method::GET => search(registry, call).await?,
         Route::User { name } if m == Method::PUT => {
-            let outcome = registry.couch_login(&name, &call.body).await?;
+            let outcome = registry
+                .couch_login(&name, &call.body, otp_header(&call.headers).as_deref())
+                .await?;
             json_response(
                 StatusCode::CREATED,
                 &json!({ "ok": true, "id": format!("org.couchdb.user:{}", outcome.user.name), "rev": "1", "token": outcome.token.expose() }),
@@ -280,6 +293,10 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         }
         Route::WebLoginPage { login_id } if m == Method::POST => {
             web_login_submit(registry, call, &login_id).await
+        }
+        Route::WebOtpPage { otp_id } if m == Method::GET => web_otp_page(registry, &otp_id).await,
+        Route::WebOtpPage { otp_id } if m == Method::POST => {
+            web_otp_submit(registry, call, &otp_id).await
         }
         Route::Tokens if m == Method::GET => token_list(registry, call).await?,
         Route::Tokens if m == Method::POST => {
@@ -301,10 +318,7 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
             registry.revoke_token(p, &key).await?;
             StatusCode::NO_CONTENT.into_response()
         }
-        Route::Profile if m == Method::GET => {
-            let principal = p.ok_or(airlock_registry::RegistryError::Unauthenticated)?;
-            ok_json(&Registry::profile(principal))
-        }
+        Route::Profile if m == Method::GET => ok_json(&registry.profile(p).await?),
         Route::Profile if m == Method::POST => {
             let update: ProfileUpdate = parse_json(&call.body)?;
             ok_json(&registry.update_profile(p, update).await?)
@@ -327,6 +341,7 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         | Route::WebLoginStart
         | Route::WebLoginDone
         | Route::WebLoginPage { .. }
+        | Route::WebOtpPage { .. }
         | Route::Tokens
         | Route::Token { .. }
         | Route::Profile => return Err(method_not_allowed(call)),
@@ -515,31 +530,70 @@ async fn web_login_start(registry: &Registry, call: &Call) -> Result<Response> {
     })))
 }
 
+/// npm polls one done URL for logins (`authId`) and for web-OTP answers (`otpId`).
 async fn web_login_done(registry: &Registry, call: &Call) -> Result<Response> {
+    if let Some(secret) = call.query.get("otpId") {
+        return Ok(match registry.poll_web_otp(secret).await? {
+            None => pending_done(),
+            Some(token) => no_store(ok_json(&json!({ "token": token }))),
+        });
+    }
     let secret = call
         .query
         .get("authId")
         .ok_or_else(|| ApiError::bad_request("the done URL needs its `authId`"))?;
     Ok(match registry.poll_web_login(secret).await? {
-        DoneStatus::Pending => {
-            let mut response = json_response(StatusCode::ACCEPTED, &json!({}));
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(WEB_LOGIN_RETRY_AFTER_SECS),
-            );
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        DoneStatus::Done(token) => {
-            let mut response = ok_json(&json!({ "token": token.expose() }));
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
+        DoneStatus::Pending => pending_done(),
+        DoneStatus::Done(token) => no_store(ok_json(&json!({ "token": token.expose() }))),
     })
+}
+
+/// `202` with `retry-after`: npm waits that long, then polls again (no header = busy loop).
+fn pending_done() -> Response {
+    let mut response = json_response(StatusCode::ACCEPTED, &json!({}));
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(WEB_LOGIN_RETRY_AFTER_SECS),
+    );
+    no_store(response)
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn web_otp_page(registry: &Registry, otp_id: &str) -> Response {
+    match registry.web_otp_page(otp_id).await {
+        Ok(()) => html(
+            StatusCode::OK,
+            web::otp_form(&format!("/-/web/otp/{otp_id}"), None),
+        ),
+        Err(_) => html(StatusCode::NOT_FOUND, web::expired()),
+    }
+}
+
+async fn web_otp_submit(registry: &Registry, call: &Call, otp_id: &str) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&call.body)
+        .into_owned()
+        .collect();
+    let code = form.get("otp").map(String::as_str).unwrap_or_default();
+    match registry.answer_web_otp(otp_id, code).await {
+        Ok(()) => html(StatusCode::OK, web::otp_done()),
+        Err(airlock_registry::RegistryError::NotFound(_)) => {
+            html(StatusCode::NOT_FOUND, web::expired())
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let status = ApiError::from(e).into_response().status();
+            html(
+                status,
+                web::otp_form(&format!("/-/web/otp/{otp_id}"), Some(&message)),
+            )
+        }
+    }
 }
 
 fn html(status: StatusCode, page: String) -> Response {
@@ -575,7 +629,15 @@ async fn web_login_submit(registry: &Registry, call: &Call, login_id: &str) -> R
         .map(String::as_str)
         .filter(|e| !e.is_empty());
     match registry
-        .complete_web_login(login_id, field("username"), field("password"), email)
+        .complete_web_login(
+            login_id,
+            field("username"),
+            field("password"),
+            email,
+            form.get("otp")
+                .map(String::as_str)
+                .filter(|o| !o.is_empty()),
+        )
         .await
     {
         Ok(user) => html(StatusCode::OK, web::logged_in(&user.name)),

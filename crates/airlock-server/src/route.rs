@@ -16,6 +16,10 @@ pub enum Route {
     WebLoginPage {
         login_id: String,
     },
+    /// `/-/web/otp/{id}`: where a human answers a web-OTP challenge.
+    WebOtpPage {
+        otp_id: String,
+    },
     Search,
     Tokens,
     Token {
@@ -166,6 +170,9 @@ fn parse_dash(segments: &[&str], path: &str) -> Result<Route, RouteError> {
         ["v1", "search"] => Ok(Route::Search),
         ["web", "login", id] => Ok(Route::WebLoginPage {
             login_id: decode(id, path)?,
+        }),
+        ["web", "otp", id] => Ok(Route::WebOtpPage {
+            otp_id: decode(id, path)?,
         }),
         ["npm", "v1", "tokens"] => Ok(Route::Tokens),
         ["npm", "v1", "tokens", "token", key] => Ok(Route::Token {

@@ -40,10 +40,35 @@ pub(crate) fn login_form(action: &str, offer_signup: bool, error: Option<&str>) 
 {error}<form method="post" action="{action}">
 <label for="username">Username</label><input id="username" name="username" autocomplete="username" required>
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<label for="otp">Authenticator code (if you turned on two-factor authentication)</label><input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code">
 {signup}
 <button type="submit">Log in</button></form>"#,
             action = escape(action)
         ),
+    )
+}
+
+/// The web-OTP form: one code from the authenticator (or a recovery code).
+pub(crate) fn otp_form(action: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
+        .unwrap_or_default();
+    page(
+        "Confirm with your authenticator",
+        &format!(
+            r#"<p>A command you ran needs a one-time password. Only continue if you started it yourself.</p>
+{error}<form method="post" action="{action}">
+<label for="otp">Code from your authenticator app, or a recovery code</label><input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" required autofocus>
+<button type="submit">Confirm</button></form>"#,
+            action = escape(action)
+        ),
+    )
+}
+
+pub(crate) fn otp_done() -> String {
+    page(
+        "Confirmed",
+        "<p>Confirmed. Return to your terminal; the command continues by itself.</p>",
     )
 }
 

@@ -125,6 +125,32 @@ pub struct WebLogin {
     pub expires_at: OffsetDateTime,
 }
 
+/// A user's TOTP enrolment.
+#[derive(Clone)]
+pub struct TfaRecord {
+    /// Base32 secret.
+    pub secret: String,
+    pub mode: String,
+    pub pending: bool,
+    pub last_step: Option<u64>,
+}
+
+impl std::fmt::Debug for TfaRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TfaRecord")
+            .field("mode", &self.mode)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+pub enum WebOtpRedeem {
+    Unknown,
+    Pending,
+    /// Verified: the one-time token (its hash given by the caller) was stored.
+    Redeemed,
+}
+
 #[async_trait]
 pub trait Accounts: Send + Sync {
     async fn create_user(&self, user: NewUser) -> StoreResult<User>;
@@ -174,6 +200,54 @@ pub trait Accounts: Send + Sync {
         token: NewToken,
         now: OffsetDateTime,
     ) -> StoreResult<WebLoginRedeem>;
+
+    async fn tfa(&self, user_id: i64) -> StoreResult<Option<TfaRecord>>;
+    /// Starts (or restarts) an enrolment: a new pending secret.
+    async fn set_pending_tfa(
+        &self,
+        user_id: i64,
+        secret: &str,
+        mode: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// Ends a pending enrolment and stores the recovery-code hashes (replacing old ones).
+    async fn enable_tfa(
+        &self,
+        user_id: i64,
+        recovery_hashes: &[String],
+        accepted_step: u64,
+    ) -> StoreResult<()>;
+    async fn set_tfa_mode(&self, user_id: i64, mode: &str) -> StoreResult<()>;
+    async fn disable_tfa(&self, user_id: i64) -> StoreResult<()>;
+    /// Records `step` as used if it is newer than the last accepted one; false means replay.
+    async fn consume_totp_step(&self, user_id: i64, step: u64) -> StoreResult<bool>;
+    /// Deletes the recovery code if the user has it; false if not.
+    async fn consume_recovery_code(&self, user_id: i64, hash: &str) -> StoreResult<bool>;
+
+    async fn create_web_otp(
+        &self,
+        otp_id: &str,
+        done_hash: &str,
+        user_id: i64,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()>;
+    /// The user a live, not yet verified web OTP belongs to.
+    async fn web_otp_user(&self, otp_id: &str, now: OffsetDateTime) -> StoreResult<Option<i64>>;
+    async fn verify_web_otp(&self, otp_id: &str, now: OffsetDateTime) -> StoreResult<bool>;
+    async fn redeem_web_otp(
+        &self,
+        done_hash: &str,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<WebOtpRedeem>;
+    /// Uses up a web-OTP token of this user; false if unknown, used or expired.
+    async fn consume_web_otp_token(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 
 use crate::{
     Accounts, NewToken, NewUser, PackageChange, PackageState, Packages, Person, ProfileChange,
-    PublishPlan, ScopeOwner, StoreError, StoreResult, TokenRecord, User, VersionRecord, WebLogin,
-    WebLoginRedeem, format_time, parse_time,
+    PublishPlan, ScopeOwner, StoreError, StoreResult, TfaRecord, TokenRecord, User, VersionRecord,
+    WebLogin, WebLoginRedeem, WebOtpRedeem, format_time, parse_time,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -421,6 +421,217 @@ impl Accounts for SqliteStore {
         let user = user_from_row(&row)?;
         tx.commit().await?;
         Ok(WebLoginRedeem::Redeemed(user))
+    }
+
+    async fn tfa(&self, user_id: i64) -> StoreResult<Option<TfaRecord>> {
+        let row =
+            sqlx::query("SELECT secret, mode, pending, last_step FROM user_tfa WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_optional(&self.writer)
+                .await?;
+        row.map(|row| {
+            let last_step: Option<i64> = row.try_get("last_step")?;
+            Ok(TfaRecord {
+                secret: row.try_get("secret")?,
+                mode: row.try_get("mode")?,
+                pending: row.try_get("pending")?,
+                last_step: last_step.and_then(|s| u64::try_from(s).ok()),
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_pending_tfa(
+        &self,
+        user_id: i64,
+        secret: &str,
+        mode: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO user_tfa (user_id, secret, mode, pending, created_at) VALUES (?, ?, ?, 1, ?)
+             ON CONFLICT (user_id) DO UPDATE SET secret = excluded.secret, mode = excluded.mode, pending = 1,
+                 last_step = NULL, created_at = excluded.created_at",
+        )
+        .bind(user_id)
+        .bind(secret)
+        .bind(mode)
+        .bind(format_time(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn enable_tfa(
+        &self,
+        user_id: i64,
+        recovery_hashes: &[String],
+        accepted_step: u64,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE user_tfa SET pending = 0, last_step = ? WHERE user_id = ? AND pending = 1",
+        )
+        .bind(to_i64(accepted_step))
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Conflict);
+        }
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        for hash in recovery_hashes {
+            sqlx::query("INSERT INTO recovery_codes (user_id, hash) VALUES (?, ?)")
+                .bind(user_id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_tfa_mode(&self, user_id: i64, mode: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE user_tfa SET mode = ? WHERE user_id = ?")
+            .bind(mode)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn disable_tfa(&self, user_id: i64) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM user_tfa WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn consume_totp_step(&self, user_id: i64, step: u64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE user_tfa SET last_step = ? WHERE user_id = ? AND pending = 0 AND (last_step IS NULL OR last_step < ?)",
+        )
+        .bind(to_i64(step))
+        .bind(user_id)
+        .bind(to_i64(step))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn consume_recovery_code(&self, user_id: i64, hash: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM recovery_codes WHERE user_id = ? AND hash = ?")
+            .bind(user_id)
+            .bind(hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_web_otp(
+        &self,
+        otp_id: &str,
+        done_hash: &str,
+        user_id: i64,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM web_otps WHERE expires_at <= ?")
+            .bind(format_time(now))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO web_otps (otp_id, done_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(otp_id)
+            .bind(done_hash)
+            .bind(user_id)
+            .bind(format_time(now))
+            .bind(format_time(expires_at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn web_otp_user(&self, otp_id: &str, now: OffsetDateTime) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT user_id FROM web_otps WHERE otp_id = ? AND verified = 0 AND expires_at > ?",
+        )
+        .bind(otp_id)
+        .bind(format_time(now))
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.map(|r| r.try_get("user_id")).transpose()?)
+    }
+
+    async fn verify_web_otp(&self, otp_id: &str, now: OffsetDateTime) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE web_otps SET verified = 1 WHERE otp_id = ? AND verified = 0 AND expires_at > ?",
+        )
+        .bind(otp_id)
+        .bind(format_time(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn redeem_web_otp(
+        &self,
+        done_hash: &str,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<WebOtpRedeem> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT otp_id, verified, token_hash FROM web_otps WHERE done_hash = ? AND expires_at > ?")
+            .bind(done_hash)
+            .bind(format_time(now))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(WebOtpRedeem::Unknown);
+        };
+        let verified: bool = row.try_get("verified")?;
+        let existing: Option<String> = row.try_get("token_hash")?;
+        if !verified {
+            return Ok(WebOtpRedeem::Pending);
+        }
+        if existing.is_some() {
+            // The token was handed out already: never twice.
+            return Ok(WebOtpRedeem::Unknown);
+        }
+        let otp_id: String = row.try_get("otp_id")?;
+        sqlx::query("UPDATE web_otps SET token_hash = ? WHERE otp_id = ?")
+            .bind(token_hash)
+            .bind(&otp_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(WebOtpRedeem::Redeemed)
+    }
+
+    async fn consume_web_otp_token(
+        &self,
+        user_id: i64,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM web_otps WHERE user_id = ? AND token_hash = ? AND verified = 1 AND expires_at > ?")
+            .bind(user_id)
+            .bind(token_hash)
+            .bind(format_time(now))
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

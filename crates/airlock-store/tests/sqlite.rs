@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_store::{
-    Accounts, NewToken, NewUser, NewVersion, PackageChange, Packages, PublishPlan, SqliteStore, StoreError, TokenRecord,
-    WebLoginRedeem,
+    Accounts, NewToken, NewUser, NewVersion, PackageChange, Packages, PublishPlan, SqliteStore,
+    StoreError, TokenRecord, WebLoginRedeem,
 };
 use time::OffsetDateTime;
 
@@ -17,13 +17,21 @@ fn now() -> OffsetDateTime {
 
 async fn store() -> (Arc<SqliteStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
     (Arc::new(store), dir)
 }
 
 async fn user(store: &SqliteStore, name: &str) -> i64 {
     store
-        .create_user(NewUser { name: name.into(), email: format!("{name}@example.com"), password_hash: "x".into(), is_admin: false, now: now() })
+        .create_user(NewUser {
+            name: name.into(),
+            email: format!("{name}@example.com"),
+            password_hash: "x".into(),
+            is_admin: false,
+            now: now(),
+        })
         .await
         .unwrap()
         .id
@@ -58,15 +66,32 @@ fn plan(name: &str, version: &str, publisher_id: i64, expected_rev: Option<i64>)
 async fn publish_is_guarded_by_the_revision() {
     let (store, _dir) = store().await;
     let alice = user(&store, "alice").await;
-    let rev = store.publish(plan("pkg", "1.0.0", alice, None)).await.unwrap();
+    let rev = store
+        .publish(plan("pkg", "1.0.0", alice, None))
+        .await
+        .unwrap();
     // A second "new package" publish loses: the package exists now.
-    assert!(matches!(store.publish(plan("pkg", "1.1.0", alice, None)).await, Err(StoreError::Conflict)));
-    assert!(matches!(store.publish(plan("pkg", "1.1.0", alice, Some(rev + 7))).await, Err(StoreError::Conflict)));
-    let rev2 = store.publish(plan("pkg", "1.1.0", alice, Some(rev))).await.unwrap();
+    assert!(matches!(
+        store.publish(plan("pkg", "1.1.0", alice, None)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store
+            .publish(plan("pkg", "1.1.0", alice, Some(rev + 7)))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let rev2 = store
+        .publish(plan("pkg", "1.1.0", alice, Some(rev)))
+        .await
+        .unwrap();
     assert!(rev2 > rev);
     let state = store.package("pkg").await.unwrap().unwrap();
     assert_eq!(state.versions.len(), 2);
-    assert_eq!(state.dist_tags.get("latest").map(String::as_str), Some("1.1.0"));
+    assert_eq!(
+        state.dist_tags.get("latest").map(String::as_str),
+        Some("1.1.0")
+    );
     assert_eq!(state.maintainers.len(), 1);
 }
 
@@ -74,7 +99,10 @@ async fn publish_is_guarded_by_the_revision() {
 async fn unpublished_versions_keep_their_number() {
     let (store, _dir) = store().await;
     let alice = user(&store, "alice").await;
-    let rev = store.publish(plan("pkg", "1.0.0", alice, None)).await.unwrap();
+    let rev = store
+        .publish(plan("pkg", "1.0.0", alice, None))
+        .await
+        .unwrap();
     let rev = store
         .update_package("pkg", rev, PackageChange::UnpublishPackage, alice, now())
         .await
@@ -83,7 +111,9 @@ async fn unpublished_versions_keep_their_number() {
     assert!(state.unpublished_at.is_some());
     assert!(state.versions.iter().all(|v| !v.is_live()));
     assert!(state.dist_tags.is_empty());
-    assert!(matches!(store.publish(plan("pkg", "1.0.0", alice, Some(rev))).await, Err(StoreError::VersionExists(v)) if v == "1.0.0"));
+    assert!(
+        matches!(store.publish(plan("pkg", "1.0.0", alice, Some(rev))).await, Err(StoreError::VersionExists(v)) if v == "1.0.0")
+    );
     // Nothing of the refused publish stuck.
     assert_eq!(store.package("pkg").await.unwrap().unwrap().rev, rev);
 }
@@ -92,11 +122,16 @@ async fn unpublished_versions_keep_their_number() {
 async fn concurrent_publishes_of_one_version_let_exactly_one_win() {
     let (store, _dir) = store().await;
     let alice = user(&store, "alice").await;
-    let rev = store.publish(plan("pkg", "1.0.0", alice, None)).await.unwrap();
+    let rev = store
+        .publish(plan("pkg", "1.0.0", alice, None))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.publish(plan("pkg", "2.0.0", alice, Some(rev))).await }));
+        tasks.push(tokio::spawn(async move {
+            store.publish(plan("pkg", "2.0.0", alice, Some(rev))).await
+        }));
     }
     let mut wins = 0;
     for task in tasks {
@@ -119,8 +154,14 @@ async fn a_scope_is_claimed_once() {
     store.publish(first).await.unwrap();
     let mut second = plan("@s/b", "1.0.0", bob, None);
     second.claim_scope = Some("s".into());
-    assert!(matches!(store.publish(second).await, Err(StoreError::Conflict)));
-    assert!(store.package("@s/b").await.unwrap().is_none(), "the losing publish left nothing behind");
+    assert!(matches!(
+        store.publish(second).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(
+        store.package("@s/b").await.unwrap().is_none(),
+        "the losing publish left nothing behind"
+    );
     let owners = store.scope_owners("s").await.unwrap();
     assert_eq!(owners.len(), 1);
     assert_eq!(owners[0].user_id, alice);
@@ -131,22 +172,70 @@ async fn dist_tag_and_maintainer_changes() {
     let (store, _dir) = store().await;
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
-    let rev = store.publish(plan("pkg", "1.0.0", alice, None)).await.unwrap();
     let rev = store
-        .update_package("pkg", rev, PackageChange::SetDistTag { tag: "beta".into(), version: "1.0.0".into() }, alice, now())
+        .publish(plan("pkg", "1.0.0", alice, None))
         .await
         .unwrap();
-    let rev = store.update_package("pkg", rev, PackageChange::SetMaintainers(vec![alice, bob]), alice, now()).await.unwrap();
+    let rev = store
+        .update_package(
+            "pkg",
+            rev,
+            PackageChange::SetDistTag {
+                tag: "beta".into(),
+                version: "1.0.0".into(),
+            },
+            alice,
+            now(),
+        )
+        .await
+        .unwrap();
+    let rev = store
+        .update_package(
+            "pkg",
+            rev,
+            PackageChange::SetMaintainers(vec![alice, bob]),
+            alice,
+            now(),
+        )
+        .await
+        .unwrap();
     assert!(matches!(
-        store.update_package("pkg", rev - 1, PackageChange::RemoveDistTag("beta".into()), alice, now()).await,
+        store
+            .update_package(
+                "pkg",
+                rev - 1,
+                PackageChange::RemoveDistTag("beta".into()),
+                alice,
+                now()
+            )
+            .await,
         Err(StoreError::Conflict)
     ));
     let mut deprecations = BTreeMap::new();
     deprecations.insert("1.0.0".to_owned(), Some("old".to_owned()));
-    store.update_package("pkg", rev, PackageChange::SetDeprecations(deprecations), bob, now()).await.unwrap();
+    store
+        .update_package(
+            "pkg",
+            rev,
+            PackageChange::SetDeprecations(deprecations),
+            bob,
+            now(),
+        )
+        .await
+        .unwrap();
     let state = store.package("pkg").await.unwrap().unwrap();
-    assert_eq!(state.maintainers.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
-    assert_eq!(state.dist_tags.get("beta").map(String::as_str), Some("1.0.0"));
+    assert_eq!(
+        state
+            .maintainers
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["alice", "bob"]
+    );
+    assert_eq!(
+        state.dist_tags.get("beta").map(String::as_str),
+        Some("1.0.0")
+    );
     assert_eq!(state.versions[0].deprecated.as_deref(), Some("old"));
 }
 
@@ -172,14 +261,33 @@ fn token(key: &str, user_id: i64, expires_at: Option<OffsetDateTime>) -> NewToke
 async fn tokens_expire_and_revoke() {
     let (store, _dir) = store().await;
     let alice = user(&store, "alice").await;
-    store.insert_token(token("k1", alice, Some(now() + Duration::from_secs(60)))).await.unwrap();
-    let (record, owner) = store.token_by_hash("hash-k1", now()).await.unwrap().unwrap();
+    store
+        .insert_token(token("k1", alice, Some(now() + Duration::from_secs(60))))
+        .await
+        .unwrap();
+    let (record, owner) = store
+        .token_by_hash("hash-k1", now())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(owner.name, "alice");
     assert_eq!(record.cidr_whitelist, Some(vec!["10.0.0.0/8".to_owned()]));
-    assert!(store.token_by_hash("hash-k1", now() + Duration::from_secs(61)).await.unwrap().is_none());
+    assert!(
+        store
+            .token_by_hash("hash-k1", now() + Duration::from_secs(61))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.delete_token("k1").await.unwrap());
     assert!(!store.delete_token("k1").await.unwrap());
-    assert!(store.token_by_hash("hash-k1", now()).await.unwrap().is_none());
+    assert!(
+        store
+            .token_by_hash("hash-k1", now())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -187,19 +295,66 @@ async fn a_web_login_is_redeemed_once() {
     let (store, _dir) = store().await;
     let alice = user(&store, "alice").await;
     let later = now() + Duration::from_secs(600);
-    store.create_web_login("login-1", "done-1", false, now(), later).await.unwrap();
-    assert!(matches!(store.redeem_web_login("done-1", token("k1", 0, None), now()).await.unwrap(), WebLoginRedeem::Pending));
-    assert!(store.complete_web_login("login-1", alice, now()).await.unwrap());
-    assert!(!store.complete_web_login("login-1", alice, now()).await.unwrap(), "completing twice");
-    match store.redeem_web_login("done-1", token("k2", 0, None), now()).await.unwrap() {
+    store
+        .create_web_login("login-1", "done-1", false, now(), later)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .redeem_web_login("done-1", token("k1", 0, None), now())
+            .await
+            .unwrap(),
+        WebLoginRedeem::Pending
+    ));
+    assert!(
+        store
+            .complete_web_login("login-1", alice, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .complete_web_login("login-1", alice, now())
+            .await
+            .unwrap(),
+        "completing twice"
+    );
+    match store
+        .redeem_web_login("done-1", token("k2", 0, None), now())
+        .await
+        .unwrap()
+    {
         WebLoginRedeem::Redeemed(user) => assert_eq!(user.id, alice),
         _ => panic!("expected the token"),
     }
-    assert_eq!(store.token_by_hash("hash-k2", now()).await.unwrap().unwrap().0.user_id, alice);
-    assert!(matches!(store.redeem_web_login("done-1", token("k3", 0, None), now()).await.unwrap(), WebLoginRedeem::Unknown));
+    assert_eq!(
+        store
+            .token_by_hash("hash-k2", now())
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .user_id,
+        alice
+    );
+    assert!(matches!(
+        store
+            .redeem_web_login("done-1", token("k3", 0, None), now())
+            .await
+            .unwrap(),
+        WebLoginRedeem::Unknown
+    ));
     // An expired login cannot be completed or redeemed.
-    store.create_web_login("login-2", "done-2", false, now(), later).await.unwrap();
-    assert!(!store.complete_web_login("login-2", alice, later).await.unwrap());
+    store
+        .create_web_login("login-2", "done-2", false, now(), later)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .complete_web_login("login-2", alice, later)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -207,7 +362,13 @@ async fn user_names_are_unique() {
     let (store, _dir) = store().await;
     user(&store, "alice").await;
     let again = store
-        .create_user(NewUser { name: "alice".into(), email: "x@example.com".into(), password_hash: "x".into(), is_admin: false, now: now() })
+        .create_user(NewUser {
+            name: "alice".into(),
+            email: "x@example.com".into(),
+            password_hash: "x".into(),
+            is_admin: false,
+            now: now(),
+        })
         .await;
     assert!(matches!(again, Err(StoreError::AlreadyExists(_))));
 }

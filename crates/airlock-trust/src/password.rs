@@ -1,5 +1,5 @@
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 /// Minimum password length accepted for new passwords. NIST SP 800-63B asks for at least 8.
 pub const MIN_PASSWORD_LEN: usize = 8;
@@ -19,7 +19,10 @@ pub fn hash_password(password: &str) -> Result<String, PasswordError> {
         return Err(PasswordError::TooShort);
     }
     let mut salt = [0u8; 16];
-    #[expect(clippy::expect_used, reason = "no CSPRNG means no safe way to continue")]
+    #[expect(
+        clippy::expect_used,
+        reason = "no CSPRNG means no safe way to continue"
+    )]
     getrandom::fill(&mut salt).expect("the operating system CSPRNG failed");
     let salt = SaltString::encode_b64(&salt).map_err(PasswordError::Hash)?;
     Argon2::default()
@@ -55,6 +58,9 @@ mod tests {
 
     #[test]
     fn short_passwords_are_refused() {
-        assert!(matches!(hash_password("short"), Err(PasswordError::TooShort)));
+        assert!(matches!(
+            hash_password("short"),
+            Err(PasswordError::TooShort)
+        ));
     }
 }

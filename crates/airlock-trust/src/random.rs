@@ -5,7 +5,10 @@
 #[must_use]
 pub fn random_hex(len: usize) -> String {
     let mut buf = vec![0u8; len];
-    #[expect(clippy::expect_used, reason = "no CSPRNG means no safe way to continue")]
+    #[expect(
+        clippy::expect_used,
+        reason = "no CSPRNG means no safe way to continue"
+    )]
     getrandom::fill(&mut buf).expect("the operating system CSPRNG failed");
     hex::encode(buf)
 }

@@ -31,7 +31,10 @@ impl ApiToken {
     #[must_use]
     pub fn generate() -> Self {
         let mut raw = [0u8; BODY_LEN];
-        #[expect(clippy::expect_used, reason = "no CSPRNG means no safe way to continue")]
+        #[expect(
+            clippy::expect_used,
+            reason = "no CSPRNG means no safe way to continue"
+        )]
         getrandom::fill(&mut raw).expect("the operating system CSPRNG failed");
         // 248 = 62 * 4: rejecting bytes >= 248 keeps every character equally likely.
         let mut body = String::with_capacity(BODY_LEN);
@@ -43,7 +46,10 @@ impl ApiToken {
                 }
             }
             pool = vec![0u8; BODY_LEN];
-            #[expect(clippy::expect_used, reason = "no CSPRNG means no safe way to continue")]
+            #[expect(
+                clippy::expect_used,
+                reason = "no CSPRNG means no safe way to continue"
+            )]
             getrandom::fill(&mut pool).expect("the operating system CSPRNG failed");
         }
         let checksum = checksum(&body);
@@ -136,7 +142,10 @@ mod tests {
         let a = ApiToken::generate();
         let b = ApiToken::generate();
         assert_ne!(a.expose(), b.expose());
-        assert_eq!(a.expose().len(), TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN);
+        assert_eq!(
+            a.expose().len(),
+            TOKEN_PREFIX.len() + BODY_LEN + CHECKSUM_LEN
+        );
         assert_eq!(ApiToken::parse(a.expose()).unwrap().hash(), a.hash());
     }
 
@@ -145,7 +154,10 @@ mod tests {
         let token = ApiToken::generate();
         let s = token.expose();
         assert_eq!(ApiToken::parse(&s[1..]).unwrap_err(), TokenError::Prefix);
-        assert_eq!(ApiToken::parse(&s[..s.len() - 1]).unwrap_err(), TokenError::Length);
+        assert_eq!(
+            ApiToken::parse(&s[..s.len() - 1]).unwrap_err(),
+            TokenError::Length
+        );
         let mut flipped = s.to_owned().into_bytes();
         let i = TOKEN_PREFIX.len() + 3;
         flipped[i] = if flipped[i] == b'a' { b'b' } else { b'a' };

@@ -128,6 +128,11 @@ impl TestApp {
         }
     }
 
+    /// The registry's clock as Unix seconds.
+    pub fn registry_now(&self) -> u64 {
+        u64::try_from(self.clock.0.lock().unwrap().unix_timestamp()).unwrap()
+    }
+
     pub fn advance(&self, by: Duration) {
         let mut now = self.clock.0.lock().unwrap();
         *now += by;

@@ -4,3 +4,4 @@
 mod accounts;
 mod app;
 mod packages;
+mod second_factor;
