@@ -4,6 +4,7 @@ mod accounts;
 mod auth;
 mod cache;
 mod error;
+mod locks;
 mod manage;
 mod packument;
 mod publish;
@@ -82,6 +83,7 @@ pub struct Registry {
     config: Arc<RegistryConfig>,
     clock: Arc<dyn Clock>,
     cache: Arc<cache::PackumentCache>,
+    locks: Arc<locks::PackageLocks>,
 }
 
 impl Registry {
@@ -99,6 +101,7 @@ impl Registry {
             config: Arc::new(config),
             clock,
             cache: Arc::default(),
+            locks: Arc::default(),
         }
     }
 

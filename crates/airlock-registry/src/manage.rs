@@ -102,6 +102,7 @@ impl Registry {
         name: &PackageName,
         compute: impl Fn(&PackageState) -> Result<Option<PackageChange>>,
     ) -> Result<()> {
+        let _serialized = self.locks.lock(name.as_str()).await;
         for _ in 0..CHANGE_ATTEMPTS {
             let state = self.load_maintained(principal, name).await?;
             let Some(change) = compute(&state)? else {

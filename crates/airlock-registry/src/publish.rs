@@ -51,6 +51,7 @@ impl Registry {
         self.require_write_factor(principal).await?;
 
         let mut bytes_stored = false;
+        let _serialized = self.locks.lock(url_name.as_str()).await;
         for _ in 0..PUBLISH_ATTEMPTS {
             let state = self.packages.package(url_name.as_str()).await?;
             let decision = match &state {

@@ -271,6 +271,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             max_body_bytes: config.max_body_bytes,
         },
     );
+    let shutdown = shutdown_signal()?;
     {
         // One line, always with the address actually bound (tests listen on port 0).
         let mut out = std::io::stdout().lock();
@@ -286,33 +287,27 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         )?;
         out.flush()?;
     }
-    airlock_server::serve(listener, app, shutdown_signal())
+    airlock_server::serve(listener, app, shutdown)
         .await
         .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGTERM and Ctrl-C handlers now (so a signal that arrives right after the
+/// ready line is handled, not fatal) and resolves when either arrives.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("could not install the SIGTERM handler")?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("could not install the Ctrl-C handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
 
 async fn user_command(registry: &Registry, command: UserCommand) -> anyhow::Result<()> {
