@@ -49,6 +49,9 @@ pub enum RegistryError {
     InvalidVersion(#[from] VersionError),
     #[error(transparent)]
     InvalidTag(#[from] TagError),
+    /// The release gate refused the transition.
+    #[error(transparent)]
+    GateRefused(airlock_gate::GateRefusal),
     #[error(transparent)]
     InvalidPublish(#[from] PublishError),
     #[error("the registry's storage failed")]

@@ -4,6 +4,7 @@ mod accounts;
 mod auth;
 mod cache;
 mod error;
+mod gate;
 mod locks;
 mod manage;
 mod packument;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use airlock_npm::TarballLimits;
-use airlock_store::{Accounts, Packages, TarballBlobs};
+use airlock_store::{Accounts, Packages, Releases, TarballBlobs};
 use time::OffsetDateTime;
 
 pub use accounts::{
@@ -27,10 +28,11 @@ pub use accounts::{
 pub use auth::{Credentials, Principal};
 pub use cache::Rendered;
 pub use error::RegistryError;
+pub use gate::{REGISTRY_SUBJECT, StageView};
 pub use packument::{Representation, format_rev};
 pub use read::{Packument, TarballStream};
 pub use search::{SearchQuery, SearchResult};
-pub use second_factor::{OtpChallenge, SecondFactor};
+pub use second_factor::OtpChallenge;
 
 /// Settings the use cases need, validated by the binary before it builds a [`Registry`].
 #[derive(Clone, Debug)]
@@ -79,6 +81,7 @@ impl Clock for SystemClock {
 pub struct Registry {
     accounts: Arc<dyn Accounts>,
     packages: Arc<dyn Packages>,
+    releases: Arc<dyn Releases>,
     blobs: TarballBlobs,
     config: Arc<RegistryConfig>,
     clock: Arc<dyn Clock>,
@@ -90,6 +93,7 @@ impl Registry {
     pub fn new(
         accounts: Arc<dyn Accounts>,
         packages: Arc<dyn Packages>,
+        releases: Arc<dyn Releases>,
         blobs: TarballBlobs,
         config: RegistryConfig,
         clock: Arc<dyn Clock>,
@@ -97,6 +101,7 @@ impl Registry {
         Self {
             accounts,
             packages,
+            releases,
             blobs,
             config: Arc::new(config),
             clock,

@@ -18,7 +18,7 @@ const SERVER_OWNED_KEYS: &[&str] = &[
     "_rev",
 ];
 
-/// How often a publish is re-decided when another write to the same package won the race.
+/// How often a publish is re-decided when a writer in another process won the race.
 const PUBLISH_ATTEMPTS: usize = 3;
 
 /// What happened to a publish.
@@ -27,12 +27,6 @@ pub enum PublishOutcome {
     Published,
     /// An identical publish by the same user had already succeeded (a client retry).
     AlreadyPublished,
-}
-
-enum Decision {
-    New { claim_scope: Option<String> },
-    Existing { rev: i64 },
-    Retry,
 }
 
 impl Registry {
@@ -50,25 +44,19 @@ impl Registry {
         let publish = parse_publish(&url_name, body, &self.config.tarball_limits)?;
         self.require_write_factor(principal).await?;
 
-        let mut bytes_stored = false;
         let _serialized = self.locks.lock(url_name.as_str()).await;
+        let mut bytes_stored = false;
         for _ in 0..PUBLISH_ATTEMPTS {
             let state = self.packages.package(url_name.as_str()).await?;
-            let decision = match &state {
-                // A restricted package must not exist for non-maintainers: answer what a
-                // publish of a new package in that scope would.
-                Some(state) if state.access == "restricted" && !principal.is_maintainer(state) => {
-                    self.decide_new(principal, &publish).await?;
-                    return Err(principal.not_maintainer(&url_name));
+            if let Some(state) = &state {
+                if self.is_identical_retry(principal, &publish, state) {
+                    return Ok(PublishOutcome::AlreadyPublished);
                 }
-                Some(state) => self.decide_existing(principal, &publish, state)?,
-                None => self.decide_new(principal, &publish).await?,
-            };
-            let (expected_rev, claim_scope) = match decision {
-                Decision::Retry => return Ok(PublishOutcome::AlreadyPublished),
-                Decision::New { claim_scope } => (None, claim_scope),
-                Decision::Existing { rev } => (Some(rev), None),
-            };
+            }
+            let (expected_rev, claim_scope) = self
+                .decide_target(principal, &publish, state.as_ref())
+                .await?;
+            self.require_direct_publish_allowed(&url_name).await?;
             if !bytes_stored {
                 // The bytes go first: a crash after this leaves an unreferenced blob, never a
                 // version without its tarball.
@@ -102,44 +90,66 @@ impl Registry {
         )))
     }
 
-    fn decide_existing(
+    /// npm retries a PUT on 5xx: the same bytes by the same user shortly after are not a
+    /// second publish.
+    fn is_identical_retry(
         &self,
         principal: &Principal,
         publish: &VerifiedPublish,
         state: &PackageState,
-    ) -> Result<Decision> {
-        principal.require_maintainer(&publish.name, state)?;
+    ) -> bool {
         let version = publish.version.to_string();
-        if let Some(existing) = state.versions.iter().find(|v| v.version == version) {
-            let identical_retry = existing.is_live()
+        state.versions.iter().any(|existing| {
+            existing.version == version
+                && existing.is_live()
                 && existing.sha512_hex == publish.digests.sha512_hex()
                 && existing.publisher.id == principal.user.id
-                && self.now() - existing.published_at < self.config.publish_retry_window;
-            return if identical_retry {
-                Ok(Decision::Retry)
-            } else {
-                Err(RegistryError::VersionExists(version))
-            };
-        }
-        Ok(Decision::Existing { rev: state.rev })
+                && self.now() - existing.published_at < self.config.publish_retry_window
+        })
     }
 
+    /// Where a new version may go: `(expected revision, scope to claim)`, or why not. Shared
+    /// by publish and stage.
+    pub(crate) async fn decide_target(
+        &self,
+        principal: &Principal,
+        publish: &VerifiedPublish,
+        state: Option<&PackageState>,
+    ) -> Result<(Option<i64>, Option<String>)> {
+        match state {
+            // A restricted package must not exist for non-maintainers: answer what a publish
+            // of a new package in that scope would.
+            Some(state) if state.access == "restricted" && !principal.is_maintainer(state) => {
+                self.decide_new(principal, publish).await?;
+                Err(principal.not_maintainer(&publish.name))
+            }
+            Some(state) => {
+                principal.require_maintainer(&publish.name, state)?;
+                let version = publish.version.to_string();
+                if state.versions.iter().any(|v| v.version == version) {
+                    return Err(RegistryError::VersionExists(version));
+                }
+                Ok((Some(state.rev), None))
+            }
+            None => Ok((None, self.decide_new(principal, publish).await?)),
+        }
+    }
+
+    /// A new package: the scope to claim (if nobody owns it yet), or a refusal.
     async fn decide_new(
         &self,
         principal: &Principal,
         publish: &VerifiedPublish,
-    ) -> Result<Decision> {
+    ) -> Result<Option<String>> {
         let Some(scope) = publish.name.scope() else {
-            return Ok(Decision::New { claim_scope: None });
+            return Ok(None);
         };
         let owners = self.packages.scope_owners(scope).await?;
         if owners.is_empty() {
-            return Ok(Decision::New {
-                claim_scope: Some(scope.to_owned()),
-            });
+            return Ok(Some(scope.to_owned()));
         }
         if owners.iter().any(|o| o.user_id == principal.user.id) {
-            Ok(Decision::New { claim_scope: None })
+            Ok(None)
         } else {
             Err(RegistryError::Forbidden(format!(
                 "the scope `@{scope}` belongs to other users: ask one of them, or an administrator (`airlock scope assign @{scope} {}`), to let you publish in it",
@@ -148,7 +158,7 @@ impl Registry {
         }
     }
 
-    fn plan(
+    pub(crate) fn plan(
         &self,
         principal: &Principal,
         publish: &VerifiedPublish,

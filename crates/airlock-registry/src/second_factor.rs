@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use airlock_gate::SecondFactor;
 use airlock_store::{TfaRecord, User, WebOtpRedeem};
 use airlock_trust::{TotpSecret, random_hex};
 use serde_json::{Value, json};
@@ -20,15 +21,6 @@ const RECOVERY_CODES: usize = 10;
 const WEB_OTP_TOKEN_PREFIX: &str = "airlock_otp_";
 /// How long a web-OTP challenge stays answerable.
 const WEB_OTP_TTL: Duration = Duration::from_secs(5 * 60);
-
-/// The kind of second factor a caller proved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SecondFactor {
-    Totp,
-    RecoveryCode,
-    WebOtp,
-}
 
 /// A pending OTP challenge npm can answer in the browser: paths relative to the registry.
 #[derive(Debug, Clone)]

@@ -58,6 +58,8 @@ impl From<RegistryError> for ApiError {
             // generic OTP prompt text.
             RegistryError::OtpInvalid | RegistryError::OtpReplayed => (StatusCode::UNAUTHORIZED, None),
             RegistryError::SecondFactorNotEnabled => (StatusCode::FORBIDDEN, None),
+            // A refusal by the release gate: the release's state or policy does not allow it.
+            RegistryError::GateRefused(_) => (StatusCode::FORBIDDEN, None),
             RegistryError::Conflict(_) => (StatusCode::CONFLICT, None),
             RegistryError::BadRequest(_)
             | RegistryError::InvalidName(_)

@@ -298,6 +298,64 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         Route::WebOtpPage { otp_id } if m == Method::POST => {
             web_otp_submit(registry, call, &otp_id).await
         }
+        Route::StagePublish { name } if m == Method::POST => {
+            let id = registry.stage(p, &name, &call.body).await?;
+            json_response(StatusCode::CREATED, &json!({ "stageId": id }))
+        }
+        Route::Stages if m == Method::GET => {
+            let page = query_number(call, "page", 0)?;
+            let per_page = query_number(call, "perPage", 100)?;
+            let package = call.query.get("package").map(String::as_str);
+            let (items, total) = registry.list_stages(p, package, page, per_page).await?;
+            let items: Vec<Value> = items.into_iter().map(|v| v.0).collect();
+            ok_json(&json!({ "items": items, "total": total }))
+        }
+        Route::Stage { id } if m == Method::GET => ok_json(&registry.view_stage(p, &id).await?.0),
+        Route::Stage { id } if m == Method::DELETE => {
+            let reason = call.query.get("reason").cloned();
+            ok_json(&registry.reject_stage(p, &id, reason).await?.0)
+        }
+        Route::StageApprove { id } if m == Method::POST => {
+            ok_json(&registry.approve_stage(p, &id).await?.0)
+        }
+        Route::StageTarball { id } if m == Method::GET => {
+            let tarball = registry.stage_tarball(p, &id).await?;
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(tarball.size));
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+            (StatusCode::OK, headers, Body::from_stream(tarball.stream)).into_response()
+        }
+        Route::StageEvents { id } if m == Method::GET => {
+            let events: Vec<Value> = registry
+                .stage_events(p, &id)
+                .await?
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "kind": e.kind,
+                        "actor": e.actor_name,
+                        "at": format_time(e.at),
+                        "sha512": e.sha512_hex,
+                        "factor": e.factor,
+                        "detail": e.detail,
+                    })
+                })
+                .collect();
+            ok_json(&json!({ "events": events }))
+        }
+        Route::Policy { subject } if m == Method::GET => {
+            ok_json(&registry.show_policy(p, &subject).await?)
+        }
+        Route::Policy { subject } if m == Method::PUT => {
+            ok_json(&registry.set_policy(p, &subject, &call.body).await?)
+        }
         Route::Tokens if m == Method::GET => token_list(registry, call).await?,
         Route::Tokens if m == Method::POST => {
             let request: CreateTokenRequest = parse_json(&call.body)?;
@@ -342,6 +400,13 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         | Route::WebLoginDone
         | Route::WebLoginPage { .. }
         | Route::WebOtpPage { .. }
+        | Route::StagePublish { .. }
+        | Route::Stages
+        | Route::Stage { .. }
+        | Route::StageApprove { .. }
+        | Route::StageTarball { .. }
+        | Route::StageEvents { .. }
+        | Route::Policy { .. }
         | Route::Tokens
         | Route::Token { .. }
         | Route::Profile => return Err(method_not_allowed(call)),
@@ -456,18 +521,19 @@ async fn tarball(registry: &Registry, call: &Call, name: &str, filename: &str) -
     Ok((StatusCode::OK, headers, body).into_response())
 }
 
-async fn search(registry: &Registry, call: &Call) -> Result<Response> {
-    let number = |key: &str, default: u64| -> Result<u64> {
-        call.query.get(key).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| {
-                ApiError::bad_request(format!("`{key}` must be a whole number, not `{v}`"))
-            })
+fn query_number(call: &Call, key: &str, default: u64) -> Result<u64> {
+    call.query.get(key).map_or(Ok(default), |v| {
+        v.parse().map_err(|_| {
+            ApiError::bad_request(format!("`{key}` must be a whole number, not `{v}`"))
         })
-    };
+    })
+}
+
+async fn search(registry: &Registry, call: &Call) -> Result<Response> {
     let query = SearchQuery {
         text: call.query.get("text").cloned().unwrap_or_default(),
-        from: number("from", 0)?,
-        size: number("size", 20)?,
+        from: query_number(call, "from", 0)?,
+        size: query_number(call, "size", 20)?,
     };
     let result = registry
         .search(call.principal(), &query, &call.base_url)
@@ -480,12 +546,7 @@ async fn search(registry: &Registry, call: &Call) -> Result<Response> {
 }
 
 async fn token_list(registry: &Registry, call: &Call) -> Result<Response> {
-    let page: usize = match call.query.get("page") {
-        Some(v) => v.parse().map_err(|_| {
-            ApiError::bad_request(format!("`page` must be a whole number, not `{v}`"))
-        })?,
-        None => 0,
-    };
+    let page = usize::try_from(query_number(call, "page", 0)?).unwrap_or(usize::MAX);
     let list = registry.list_tokens(call.principal(), page).await?;
     let objects: Vec<Value> = list
         .objects

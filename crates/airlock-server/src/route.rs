@@ -58,6 +58,30 @@ pub enum Route {
     Collaborators {
         name: String,
     },
+    /// `POST /-/stage/package/{name}`: npm stage publish.
+    StagePublish {
+        name: String,
+    },
+    /// `GET /-/stage`: npm stage list.
+    Stages,
+    /// `GET|DELETE /-/stage/{id}`: npm stage view / reject.
+    Stage {
+        id: String,
+    },
+    StageApprove {
+        id: String,
+    },
+    StageTarball {
+        id: String,
+    },
+    /// Airlock's own: the gate events of a stage.
+    StageEvents {
+        id: String,
+    },
+    /// Airlock's management API: `/-/airlock/v1/policy/{registry|@scope|name}`.
+    Policy {
+        subject: String,
+    },
     Package {
         name: String,
     },
@@ -196,6 +220,27 @@ fn parse_dash(segments: &[&str], path: &str) -> Result<Route, RouteError> {
                 name: name.to_owned(),
             })
         }
+        ["stage"] => Ok(Route::Stages),
+        ["stage", "package", rest @ ..] => match take_name(rest, path)? {
+            Some((name, [])) => Ok(Route::StagePublish { name }),
+            _ => Err(unknown()),
+        },
+        ["stage", id] => Ok(Route::Stage {
+            id: decode(id, path)?,
+        }),
+        ["stage", id, "approve"] => Ok(Route::StageApprove {
+            id: decode(id, path)?,
+        }),
+        ["stage", id, "tarball"] => Ok(Route::StageTarball {
+            id: decode(id, path)?,
+        }),
+        ["stage", id, "events"] => Ok(Route::StageEvents {
+            id: decode(id, path)?,
+        }),
+        ["airlock", "v1", "policy", rest @ ..] => match take_name(rest, path)? {
+            Some((subject, [])) => Ok(Route::Policy { subject }),
+            _ => Err(unknown()),
+        },
         ["org", scope, "package"] => Ok(Route::OrgPackages {
             scope: decode(scope, path)?,
         }),
@@ -285,6 +330,54 @@ mod tests {
         assert_eq!(
             parse("/-/npm/v1/tokens/token/abc").unwrap(),
             Route::Token { key: "abc".into() }
+        );
+    }
+
+    #[test]
+    fn stage_and_policy_routes() {
+        assert_eq!(
+            parse("/-/stage/package/@scope%2flib").unwrap(),
+            Route::StagePublish {
+                name: "@scope/lib".into()
+            }
+        );
+        assert_eq!(parse("/-/stage").unwrap(), Route::Stages);
+        let id = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+        assert_eq!(
+            parse(&format!("/-/stage/{id}")).unwrap(),
+            Route::Stage { id: id.into() }
+        );
+        assert_eq!(
+            parse(&format!("/-/stage/{id}/approve")).unwrap(),
+            Route::StageApprove { id: id.into() }
+        );
+        assert_eq!(
+            parse(&format!("/-/stage/{id}/tarball")).unwrap(),
+            Route::StageTarball { id: id.into() }
+        );
+        assert_eq!(
+            parse("/-/airlock/v1/policy/registry").unwrap(),
+            Route::Policy {
+                subject: "registry".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/airlock/v1/policy/@acme").unwrap(),
+            Route::Policy {
+                subject: "@acme".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/airlock/v1/policy/@acme%2Flib").unwrap(),
+            Route::Policy {
+                subject: "@acme/lib".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/airlock/v1/policy/@acme/lib").unwrap(),
+            Route::Policy {
+                subject: "@acme/lib".into()
+            }
         );
     }
 

@@ -396,3 +396,106 @@ pub trait Packages: Send + Sync {
     /// Names of the packages a user maintains.
     async fn packages_of(&self, user_id: i64) -> StoreResult<Vec<String>>;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The release gate
+
+/// One row of the append-only gate event log.
+#[derive(Clone, Debug)]
+pub struct GateEventRecord {
+    pub stage_id: Option<String>,
+    /// The package name, `@scope` or `registry` the event is about.
+    pub subject: String,
+    pub kind: String,
+    pub actor_id: Option<i64>,
+    pub actor_name: Option<String>,
+    pub at: OffsetDateTime,
+    pub sha512_hex: Option<String>,
+    pub factor: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// A staged release as stored; `state` is the gate's serialized state.
+#[derive(Clone, Debug)]
+pub struct StageRecord {
+    pub id: String,
+    pub package: String,
+    pub version: String,
+    pub tag: String,
+    pub manifest: serde_json::Map<String, serde_json::Value>,
+    pub integrity: String,
+    pub shasum: String,
+    pub sha512_hex: String,
+    pub size: u64,
+    pub file_count: u64,
+    pub unpacked_size: u64,
+    pub stager: Person,
+    pub created_at: OffsetDateTime,
+    pub state_kind: String,
+    pub state: serde_json::Value,
+    pub seq: i64,
+    pub due_at: Option<OffsetDateTime>,
+}
+
+/// A new stage, as decided by the caller. Like [`PublishPlan`], it may create the package
+/// (with the stager as maintainer) and claim its scope.
+pub struct NewStage {
+    pub id: String,
+    pub name: String,
+    pub scope: Option<String>,
+    pub expected_rev: Option<i64>,
+    pub claim_scope: Option<String>,
+    pub access: Option<String>,
+    pub version: NewVersion,
+    pub tag: String,
+    pub state_kind: String,
+    pub state: serde_json::Value,
+    pub due_at: Option<OffsetDateTime>,
+    pub event: GateEventRecord,
+    pub now: OffsetDateTime,
+}
+
+/// Making a stage's version live, in the same transaction as the state change.
+pub struct Promotion {
+    pub description: Option<String>,
+    pub keywords: Vec<String>,
+    /// The go-live moment: `time[version]`.
+    pub at: OffsetDateTime,
+}
+
+pub struct StageUpdate {
+    pub id: String,
+    /// The `seq` the caller read; a concurrent change makes this a `Conflict`.
+    pub expected_seq: i64,
+    pub state_kind: String,
+    pub state: serde_json::Value,
+    pub due_at: Option<OffsetDateTime>,
+    pub event: GateEventRecord,
+    pub promote: Option<Promotion>,
+}
+
+#[async_trait]
+pub trait Releases: Send + Sync {
+    async fn policy(&self, subject: &str) -> StoreResult<Option<serde_json::Value>>;
+    /// Stores a policy patch (an empty object removes the layer) and its gate event.
+    async fn set_policy(
+        &self,
+        subject: &str,
+        patch: serde_json::Value,
+        event: GateEventRecord,
+    ) -> StoreResult<()>;
+    async fn create_stage(&self, stage: NewStage) -> StoreResult<()>;
+    async fn stage(&self, id: &str) -> StoreResult<Option<StageRecord>>;
+    /// Stages of packages `user_id` maintains (optionally of one package), newest first.
+    async fn stages_for_maintainer(
+        &self,
+        user_id: i64,
+        package: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(Vec<StageRecord>, u64)>;
+    async fn update_stage(&self, update: StageUpdate) -> StoreResult<()>;
+    /// Stages whose `due_at` has come.
+    async fn due_stages(&self, now: OffsetDateTime) -> StoreResult<Vec<StageRecord>>;
+    async fn gate_events(&self, stage_id: &str) -> StoreResult<Vec<GateEventRecord>>;
+}

@@ -15,9 +15,10 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use crate::{
-    Accounts, NewToken, NewUser, PackageChange, PackageState, Packages, Person, ProfileChange,
-    PublishPlan, ScopeOwner, StoreError, StoreResult, TfaRecord, TokenRecord, User, VersionRecord,
-    WebLogin, WebLoginRedeem, WebOtpRedeem, format_time, parse_time,
+    Accounts, GateEventRecord, NewStage, NewToken, NewUser, NewVersion, PackageChange,
+    PackageState, Packages, Person, ProfileChange, PublishPlan, Releases, ScopeOwner, StageRecord,
+    StageUpdate, StoreError, StoreResult, TfaRecord, TokenRecord, User, VersionRecord, WebLogin,
+    WebLoginRedeem, WebOtpRedeem, format_time, parse_time,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -758,6 +759,179 @@ async fn bump_rev(conn: &mut SqliteConnection, package_id: i64, now: &str) -> St
     Ok(row.try_get("rev")?)
 }
 
+/// Which package a publish or stage writes to, and what it may create.
+struct PackageTarget<'a> {
+    name: &'a str,
+    scope: Option<&'a str>,
+    expected_rev: Option<i64>,
+    claim_scope: Option<&'a str>,
+    access: Option<&'a str>,
+    /// The maintainer of a package created here.
+    owner_id: i64,
+}
+
+/// The package's id, creating it (with its first maintainer and scope claim) when
+/// `expected_rev` is `None`; `Conflict` when the package is not as the caller saw it.
+async fn ensure_package(
+    conn: &mut SqliteConnection,
+    target: &PackageTarget<'_>,
+    now: &str,
+) -> StoreResult<i64> {
+    let existing = sqlx::query("SELECT id, rev FROM packages WHERE name = ?")
+        .bind(target.name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let package_id = match (existing, target.expected_rev) {
+        (None, None) => {
+            let row = sqlx::query(
+                "INSERT INTO packages (name, scope, access, rev, created_at, modified_at) VALUES (?, ?, ?, 0, ?, ?) RETURNING id",
+            )
+            .bind(target.name)
+            .bind(target.scope)
+            .bind(target.access.unwrap_or("public"))
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+            let id: i64 = row.try_get("id")?;
+            sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES (?, ?)")
+                .bind(id)
+                .bind(target.owner_id)
+                .execute(&mut *conn)
+                .await?;
+            id
+        }
+        (Some(row), Some(expected)) if row.try_get::<i64, _>("rev")? == expected => {
+            let id: i64 = row.try_get("id")?;
+            if let Some(access) = target.access {
+                sqlx::query("UPDATE packages SET access = ? WHERE id = ?")
+                    .bind(access)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            id
+        }
+        _ => return Err(StoreError::Conflict),
+    };
+    if let Some(scope) = target.claim_scope {
+        let claimed = sqlx::query("SELECT 1 FROM scope_owners WHERE scope = ?")
+            .bind(scope)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if claimed.is_some() {
+            return Err(StoreError::Conflict);
+        }
+        sqlx::query("INSERT INTO scope_owners (scope, user_id, assigned_by_admin, created_at) VALUES (?, ?, 0, ?)")
+            .bind(scope)
+            .bind(target.owner_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(package_id)
+}
+
+/// Refuses a version number that was ever published or staged for this package.
+async fn ensure_version_free(
+    conn: &mut SqliteConnection,
+    package_id: i64,
+    version: &str,
+) -> StoreResult<()> {
+    let published = sqlx::query("SELECT 1 FROM versions WHERE package_id = ? AND version = ?")
+        .bind(package_id)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let staged = sqlx::query("SELECT 1 FROM stages WHERE package_id = ? AND version = ?")
+        .bind(package_id)
+        .bind(version)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if published.is_some() || staged.is_some() {
+        return Err(StoreError::VersionExists(version.to_owned()));
+    }
+    Ok(())
+}
+
+/// A version going live, with the dist-tag it takes.
+struct LiveVersion<'a> {
+    version: &'a NewVersion,
+    tag: &'a str,
+    description: Option<&'a str>,
+    keywords: &'a [String],
+}
+
+/// Inserts a live version (its `published_at` is `now`), moves its tag, bumps the revision
+/// and records the package event. Returns the new revision.
+async fn insert_live_version(
+    conn: &mut SqliteConnection,
+    package_id: i64,
+    live: &LiveVersion<'_>,
+    now: &str,
+    event: &str,
+) -> StoreResult<i64> {
+    let v = live.version;
+    sqlx::query("UPDATE packages SET unpublished_at = NULL WHERE id = ?")
+        .bind(package_id)
+        .execute(&mut *conn)
+        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO versions (package_id, version, manifest, integrity, shasum, sha512_hex, size, file_count,
+                               unpacked_size, publisher_id, published_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(package_id)
+    .bind(&v.version)
+    .bind(serde_json::Value::Object(v.manifest.clone()).to_string())
+    .bind(&v.integrity)
+    .bind(&v.shasum)
+    .bind(&v.sha512_hex)
+    .bind(to_i64(v.size))
+    .bind(to_i64(v.file_count))
+    .bind(to_i64(v.unpacked_size))
+    .bind(v.publisher_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::VersionExists(v.version.clone()));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    sqlx::query(
+        "INSERT INTO dist_tags (package_id, tag, version) VALUES (?, ?, ?)
+         ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+    )
+    .bind(package_id)
+    .bind(live.tag)
+    .bind(&v.version)
+    .execute(&mut *conn)
+    .await?;
+    if live.tag == "latest" {
+        sqlx::query("UPDATE packages SET description = ?, keywords = ? WHERE id = ?")
+            .bind(live.description)
+            .bind(serde_json::Value::from(live.keywords.to_vec()).to_string())
+            .bind(package_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let rev = bump_rev(conn, package_id, now).await?;
+    record_event(
+        conn,
+        package_id,
+        event,
+        Some(&v.version),
+        v.publisher_id,
+        now,
+        serde_json::json!({ "tag": live.tag, "integrity": v.integrity, "sha512": v.sha512_hex }),
+    )
+    .await?;
+    Ok(rev)
+}
+
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -774,118 +948,23 @@ impl Packages for SqliteStore {
     async fn publish(&self, plan: PublishPlan) -> StoreResult<i64> {
         let now = format_time(plan.now);
         let mut tx = self.begin_write().await?;
-        let existing = sqlx::query("SELECT id, rev FROM packages WHERE name = ?")
-            .bind(&plan.name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let package_id = match (existing, plan.expected_rev) {
-            (None, None) => {
-                let access = plan.access.as_deref().unwrap_or("public");
-                let row = sqlx::query(
-                    "INSERT INTO packages (name, scope, access, rev, created_at, modified_at) VALUES (?, ?, ?, 0, ?, ?) RETURNING id",
-                )
-                .bind(&plan.name)
-                .bind(&plan.scope)
-                .bind(access)
-                .bind(&now)
-                .bind(&now)
-                .fetch_one(&mut *tx)
-                .await?;
-                let id: i64 = row.try_get("id")?;
-                sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES (?, ?)")
-                    .bind(id)
-                    .bind(plan.version.publisher_id)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-            (Some(row), Some(expected)) if row.try_get::<i64, _>("rev")? == expected => {
-                let id: i64 = row.try_get("id")?;
-                if let Some(access) = &plan.access {
-                    sqlx::query("UPDATE packages SET access = ? WHERE id = ?")
-                        .bind(access)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                // Publishing again after the whole package was unpublished brings it back.
-                sqlx::query("UPDATE packages SET unpublished_at = NULL WHERE id = ?")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-            _ => return Err(StoreError::Conflict),
+        let target = PackageTarget {
+            name: &plan.name,
+            scope: plan.scope.as_deref(),
+            expected_rev: plan.expected_rev,
+            claim_scope: plan.claim_scope.as_deref(),
+            access: plan.access.as_deref(),
+            owner_id: plan.version.publisher_id,
         };
-        if let Some(scope) = &plan.claim_scope {
-            let claimed = sqlx::query("SELECT 1 FROM scope_owners WHERE scope = ?")
-                .bind(scope)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if claimed.is_some() {
-                return Err(StoreError::Conflict);
-            }
-            sqlx::query("INSERT INTO scope_owners (scope, user_id, assigned_by_admin, created_at) VALUES (?, ?, 0, ?)")
-                .bind(scope)
-                .bind(plan.version.publisher_id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let v = &plan.version;
-        let inserted = sqlx::query(
-            "INSERT INTO versions (package_id, version, manifest, integrity, shasum, sha512_hex, size, file_count,
-                                   unpacked_size, publisher_id, published_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(package_id)
-        .bind(&v.version)
-        .bind(serde_json::Value::Object(v.manifest.clone()).to_string())
-        .bind(&v.integrity)
-        .bind(&v.shasum)
-        .bind(&v.sha512_hex)
-        .bind(to_i64(v.size))
-        .bind(to_i64(v.file_count))
-        .bind(to_i64(v.unpacked_size))
-        .bind(v.publisher_id)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::VersionExists(v.version.clone()));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        sqlx::query(
-            "INSERT INTO dist_tags (package_id, tag, version) VALUES (?, ?, ?)
-                     ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
-        )
-        .bind(package_id)
-        .bind(&plan.tag)
-        .bind(&v.version)
-        .execute(&mut *tx)
-        .await?;
-        if plan.tag == "latest" {
-            sqlx::query("UPDATE packages SET description = ?, keywords = ? WHERE id = ?")
-                .bind(&plan.description)
-                .bind(serde_json::Value::from(plan.keywords.clone()).to_string())
-                .bind(package_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let rev = bump_rev(&mut tx, package_id, &now).await?;
-        record_event(
-            &mut tx,
-            package_id,
-            "publish",
-            Some(&v.version),
-            v.publisher_id,
-            &now,
-            serde_json::json!({ "tag": plan.tag, "integrity": v.integrity, "sha512": v.sha512_hex }),
-        )
-        .await?;
+        let package_id = ensure_package(&mut tx, &target, &now).await?;
+        ensure_version_free(&mut tx, package_id, &plan.version.version).await?;
+        let live = LiveVersion {
+            version: &plan.version,
+            tag: &plan.tag,
+            description: plan.description.as_deref(),
+            keywords: &plan.keywords,
+        };
+        let rev = insert_live_version(&mut tx, package_id, &live, &now, "publish").await?;
         tx.commit().await?;
         Ok(rev)
     }
@@ -1112,4 +1191,294 @@ async fn replace_tags(
             .await?;
     }
     Ok(())
+}
+
+fn stage_from_row(row: &SqliteRow) -> StoreResult<StageRecord> {
+    let id: String = row.try_get("id")?;
+    let manifest: String = row.try_get("manifest")?;
+    let manifest = match serde_json::from_str(&manifest) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(StoreError::Corrupt(format!("manifest of stage {id}"))),
+    };
+    let state: String = row.try_get("state")?;
+    let state = serde_json::from_str(&state)
+        .map_err(|_| StoreError::Corrupt(format!("state of stage {id}")))?;
+    let count = |col: &str| -> StoreResult<u64> {
+        let n: i64 = row.try_get(col)?;
+        u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{col} of stage {id}")))
+    };
+    Ok(StageRecord {
+        package: row.try_get("package")?,
+        version: row.try_get("version")?,
+        tag: row.try_get("tag")?,
+        manifest,
+        integrity: row.try_get("integrity")?,
+        shasum: row.try_get("shasum")?,
+        sha512_hex: row.try_get("sha512_hex")?,
+        size: count("size")?,
+        file_count: count("file_count")?,
+        unpacked_size: count("unpacked_size")?,
+        stager: Person {
+            id: row.try_get("uid")?,
+            name: row.try_get("uname")?,
+            email: row.try_get("uemail")?,
+        },
+        created_at: time_col(row, "created_at")?,
+        state_kind: row.try_get("state_kind")?,
+        state,
+        seq: row.try_get("seq")?,
+        due_at: opt_time_col(row, "due_at")?,
+        id,
+    })
+}
+
+const STAGE_SELECT: &str = "SELECT s.id, p.name AS package, s.version, s.tag, s.manifest, s.integrity, s.shasum, s.sha512_hex,
+        s.size, s.file_count, s.unpacked_size, s.created_at, s.state_kind, s.state, s.seq, s.due_at,
+        u.id AS uid, u.name AS uname, u.email AS uemail
+    FROM stages s JOIN packages p ON p.id = s.package_id JOIN users u ON u.id = s.stager_id";
+
+async fn record_gate_event(
+    conn: &mut SqliteConnection,
+    event: &GateEventRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO gate_events (stage_id, subject, kind, actor_id, actor_name, at, sha512_hex, factor, detail)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&event.stage_id)
+    .bind(&event.subject)
+    .bind(&event.kind)
+    .bind(event.actor_id)
+    .bind(&event.actor_name)
+    .bind(format_time(event.at))
+    .bind(&event.sha512_hex)
+    .bind(&event.factor)
+    .bind(event.detail.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Releases for SqliteStore {
+    async fn policy(&self, subject: &str) -> StoreResult<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT patch FROM release_policies WHERE subject = ?")
+            .bind(subject)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|r| {
+            let patch: String = r.try_get("patch")?;
+            serde_json::from_str(&patch)
+                .map_err(|_| StoreError::Corrupt(format!("policy of {subject}")))
+        })
+        .transpose()
+    }
+
+    async fn set_policy(
+        &self,
+        subject: &str,
+        patch: serde_json::Value,
+        event: GateEventRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        if patch.as_object().is_some_and(serde_json::Map::is_empty) {
+            sqlx::query("DELETE FROM release_policies WHERE subject = ?")
+                .bind(subject)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO release_policies (subject, patch, updated_at, updated_by) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (subject) DO UPDATE SET patch = excluded.patch, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            )
+            .bind(subject)
+            .bind(patch.to_string())
+            .bind(format_time(event.at))
+            .bind(event.actor_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        record_gate_event(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_stage(&self, stage: NewStage) -> StoreResult<()> {
+        let now = format_time(stage.now);
+        let mut tx = self.begin_write().await?;
+        let target = PackageTarget {
+            name: &stage.name,
+            scope: stage.scope.as_deref(),
+            expected_rev: stage.expected_rev,
+            claim_scope: stage.claim_scope.as_deref(),
+            access: stage.access.as_deref(),
+            owner_id: stage.version.publisher_id,
+        };
+        let package_id = ensure_package(&mut tx, &target, &now).await?;
+        let v = &stage.version;
+        ensure_version_free(&mut tx, package_id, &v.version).await?;
+        sqlx::query(
+            "INSERT INTO stages (id, package_id, version, tag, manifest, integrity, shasum, sha512_hex, size, file_count,
+                                 unpacked_size, stager_id, created_at, state_kind, state, seq, due_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+        )
+        .bind(&stage.id)
+        .bind(package_id)
+        .bind(&v.version)
+        .bind(&stage.tag)
+        .bind(serde_json::Value::Object(v.manifest.clone()).to_string())
+        .bind(&v.integrity)
+        .bind(&v.shasum)
+        .bind(&v.sha512_hex)
+        .bind(to_i64(v.size))
+        .bind(to_i64(v.file_count))
+        .bind(to_i64(v.unpacked_size))
+        .bind(v.publisher_id)
+        .bind(&now)
+        .bind(&stage.state_kind)
+        .bind(stage.state.to_string())
+        .bind(stage.due_at.map(format_time))
+        .execute(&mut *tx)
+        .await?;
+        record_gate_event(&mut tx, &stage.event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn stage(&self, id: &str) -> StoreResult<Option<StageRecord>> {
+        let row = sqlx::query(trusted_sql(format!("{STAGE_SELECT} WHERE s.id = ?")))
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        row.as_ref().map(stage_from_row).transpose()
+    }
+
+    async fn stages_for_maintainer(
+        &self,
+        user_id: i64,
+        package: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(Vec<StageRecord>, u64)> {
+        let filter = "s.package_id IN (SELECT package_id FROM maintainers WHERE user_id = ?) AND (? IS NULL OR p.name = ?)";
+        let total: i64 = sqlx::query(trusted_sql(format!(
+            "SELECT count(*) AS n FROM stages s JOIN packages p ON p.id = s.package_id WHERE {filter}"
+        )))
+        .bind(user_id)
+        .bind(package)
+        .bind(package)
+        .fetch_one(&self.reader)
+        .await?
+        .try_get("n")?;
+        let rows = sqlx::query(trusted_sql(format!(
+            "{STAGE_SELECT} WHERE {filter} ORDER BY s.created_at DESC, s.id LIMIT ? OFFSET ?"
+        )))
+        .bind(user_id)
+        .bind(package)
+        .bind(package)
+        .bind(to_i64(limit))
+        .bind(to_i64(offset))
+        .fetch_all(&self.reader)
+        .await?;
+        let stages = rows
+            .iter()
+            .map(stage_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((stages, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn update_stage(&self, update: StageUpdate) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(trusted_sql(format!("{STAGE_SELECT} WHERE s.id = ?")))
+            .bind(&update.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound(format!("stage {}", update.id)));
+        };
+        let stage = stage_from_row(&row)?;
+        if stage.seq != update.expected_seq {
+            return Err(StoreError::Conflict);
+        }
+        sqlx::query(
+            "UPDATE stages SET state_kind = ?, state = ?, seq = seq + 1, due_at = ? WHERE id = ?",
+        )
+        .bind(&update.state_kind)
+        .bind(update.state.to_string())
+        .bind(update.due_at.map(format_time))
+        .bind(&update.id)
+        .execute(&mut *tx)
+        .await?;
+        record_gate_event(&mut tx, &update.event).await?;
+        if let Some(promotion) = &update.promote {
+            let package_id: i64 = sqlx::query("SELECT package_id FROM stages WHERE id = ?")
+                .bind(&update.id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("package_id")?;
+            let version = NewVersion {
+                version: stage.version.clone(),
+                manifest: stage.manifest.clone(),
+                integrity: stage.integrity.clone(),
+                shasum: stage.shasum.clone(),
+                sha512_hex: stage.sha512_hex.clone(),
+                size: stage.size,
+                file_count: stage.file_count,
+                unpacked_size: stage.unpacked_size,
+                publisher_id: stage.stager.id,
+            };
+            let live = LiveVersion {
+                version: &version,
+                tag: &stage.tag,
+                description: promotion.description.as_deref(),
+                keywords: &promotion.keywords,
+            };
+            insert_live_version(
+                &mut tx,
+                package_id,
+                &live,
+                &format_time(promotion.at),
+                "promote",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn due_stages(&self, now: OffsetDateTime) -> StoreResult<Vec<StageRecord>> {
+        let rows = sqlx::query(trusted_sql(format!(
+            "{STAGE_SELECT} WHERE s.due_at IS NOT NULL AND s.due_at <= ? ORDER BY s.due_at"
+        )))
+        .bind(format_time(now))
+        .fetch_all(&self.writer)
+        .await?;
+        rows.iter().map(stage_from_row).collect()
+    }
+
+    async fn gate_events(&self, stage_id: &str) -> StoreResult<Vec<GateEventRecord>> {
+        let rows = sqlx::query(
+            "SELECT stage_id, subject, kind, actor_id, actor_name, at, sha512_hex, factor, detail FROM gate_events WHERE stage_id = ? ORDER BY id",
+        )
+        .bind(stage_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let detail: String = row.try_get("detail")?;
+                Ok(GateEventRecord {
+                    stage_id: row.try_get("stage_id")?,
+                    subject: row.try_get("subject")?,
+                    kind: row.try_get("kind")?,
+                    actor_id: row.try_get("actor_id")?,
+                    actor_name: row.try_get("actor_name")?,
+                    at: time_col(row, "at")?,
+                    sha512_hex: row.try_get("sha512_hex")?,
+                    factor: row.try_get("factor")?,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|_| StoreError::Corrupt("gate event detail".into()))?,
+                })
+            })
+            .collect()
+    }
 }

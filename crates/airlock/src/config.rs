@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4873";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
+/// How often the release gate looks for stages to promote or expire: a cooling-off ends at
+/// most this late.
+pub const DEFAULT_GATE_TICK_MS: u64 = 1000;
 
 /// The config file's shape. Unknown keys are refused, so typos do not pass silently.
 #[derive(Debug, Default, Deserialize)]
@@ -20,6 +23,7 @@ pub struct FileConfig {
     pub open_signup: Option<bool>,
     pub read_requires_auth: Option<bool>,
     pub max_body_bytes: Option<usize>,
+    pub gate_tick_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -40,6 +44,7 @@ pub struct ServeConfig {
     pub open_signup: bool,
     pub read_requires_auth: bool,
     pub max_body_bytes: usize,
+    pub gate_tick: std::time::Duration,
 }
 
 /// Checks a public URL and normalises it to end in `/`.

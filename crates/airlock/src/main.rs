@@ -16,8 +16,8 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, FileConfig, ServeConfig, normalise_public_url,
-    parse_listen,
+    DEFAULT_GATE_TICK_MS, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, FileConfig, ServeConfig,
+    normalise_public_url, parse_listen,
 };
 
 /// Airlock: an npm registry where no single stolen credential can ship a release.
@@ -184,6 +184,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 open_signup: file.open_signup.unwrap_or(false),
                 read_requires_auth: file.read_requires_auth.unwrap_or(false),
                 max_body_bytes: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+                gate_tick: std::time::Duration::from_millis(
+                    file.gate_tick_ms.unwrap_or(DEFAULT_GATE_TICK_MS),
+                ),
             };
             serve(config).await
         }
@@ -228,6 +231,7 @@ async fn open_with(data_dir: &Path, registry_config: RegistryConfig) -> anyhow::
         .context("could not open the tarball directory")?;
     Ok(Registry::new(
         store.clone(),
+        store.clone(),
         store,
         blobs,
         registry_config,
@@ -264,6 +268,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let local = listener
         .local_addr()
         .context("could not read the bound address")?;
+    spawn_gate_job(registry.clone(), config.gate_tick);
     let app = airlock_server::router(
         registry,
         ServerConfig {
@@ -292,6 +297,26 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Promotes releases whose cooling-off ended and expires old stages, without waiting for a
+/// request. State lives in the database, so a restart picks up where it left off.
+fn spawn_gate_job(registry: Registry, tick: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            match registry.run_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(stages = n, "release gate advanced stages"),
+                Err(e) => tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "release gate job failed"
+                ),
+            }
+        }
+    });
 }
 
 /// Installs the SIGTERM and Ctrl-C handlers now (so a signal that arrives right after the

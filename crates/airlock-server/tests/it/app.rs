@@ -112,7 +112,14 @@ impl TestApp {
         let blobs = TarballBlobs::local(&dir.path().join("tarballs")).unwrap();
         let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let clock = Arc::new(TestClock(Mutex::new(start)));
-        let registry = Registry::new(store.clone(), store, blobs, config, clock.clone());
+        let registry = Registry::new(
+            store.clone(),
+            store.clone(),
+            store,
+            blobs,
+            config,
+            clock.clone(),
+        );
         let router = airlock_server::router(
             registry.clone(),
             ServerConfig {
