@@ -316,7 +316,14 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
             ok_json(&registry.reject_stage(p, &id, reason).await?.0)
         }
         Route::StageApprove { id } if m == Method::POST => {
-            ok_json(&registry.approve_stage(p, &id).await?.0)
+            let view = registry.approve_stage(p, &id).await?.0;
+            // npm prints "approved and published" whatever happened; `npm-notice` is printed
+            // too, so the user learns the release's real state.
+            let mut response = ok_json(&view);
+            if let Ok(notice) = HeaderValue::from_str(&stage_notice(&view)) {
+                response.headers_mut().insert("npm-notice", notice);
+            }
+            response
         }
         Route::StageTarball { id } if m == Method::GET => {
             let tarball = registry.stage_tarball(p, &id).await?;
@@ -519,6 +526,18 @@ async fn tarball(registry: &Registry, call: &Call, name: &str, filename: &str) -
         Body::from_stream(tarball.stream)
     };
     Ok((StatusCode::OK, headers, body).into_response())
+}
+
+/// One line on where a release stands after an approval.
+fn stage_notice(view: &Value) -> String {
+    let field = |k: &str| view.get(k).and_then(Value::as_str).unwrap_or_default();
+    let what = format!("{}@{}", field("packageName"), field("version"));
+    match field("state") {
+        "staged" => format!("{what}: approvals {}; it stays staged until the rest approve", field("approvals")),
+        "cooling off" => format!("{what}: approved; it goes live at {} unless a maintainer rejects it", field("coolingOffUntil")),
+        "live" => format!("{what} is live"),
+        other => format!("{what} is {other}"),
+    }
 }
 
 fn query_number(call: &Call, key: &str, default: u64) -> Result<u64> {

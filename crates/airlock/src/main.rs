@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod policy_cli;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -60,6 +61,9 @@ enum Command {
     /// Manage who may publish in a scope
     #[command(subcommand)]
     Scope(ScopeCommand),
+    /// Show or change release policy (through the registry's API, with your token and a second factor)
+    #[command(subcommand)]
+    Policy(policy_cli::PolicyCommand),
 }
 
 #[derive(Subcommand)]
@@ -198,6 +202,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let registry = open(&data_dir, &file).await?;
             token_command(&registry, command).await
         }
+        Command::Policy(command) => policy_cli::run(command)
+            .await
+            .map_err(|e| anyhow::Error::new(UserError(e))),
         Command::Scope(ScopeCommand::Assign { scope, user }) => {
             let registry = open(&data_dir, &file).await?;
             let found = registry
