@@ -32,7 +32,10 @@ impl CmdOutput {
     /// Panics (printing both streams) if the command exited 0.
     #[track_caller]
     pub fn assert_failed(&self) -> &Self {
-        assert!(!self.status.success(), "command unexpectedly succeeded: {self:?}");
+        assert!(
+            !self.status.success(),
+            "command unexpectedly succeeded: {self:?}"
+        );
         self
     }
 
@@ -44,7 +47,10 @@ impl CmdOutput {
     /// Panics unless stdout or stderr contains `needle`.
     #[track_caller]
     pub fn assert_contains(&self, needle: &str) -> &Self {
-        assert!(self.combined().contains(needle), "expected output to contain {needle:?}: {self:?}");
+        assert!(
+            self.combined().contains(needle),
+            "expected output to contain {needle:?}: {self:?}"
+        );
         self
     }
 }
@@ -76,7 +82,8 @@ pub(crate) fn describe(cmd: &Command) -> String {
 pub(crate) fn run(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> CmdOutput {
     let command = describe(&cmd);
     cmd.stdin(Stdio::piped());
-    let mut running = Running::spawn(cmd).unwrap_or_else(|e| panic!("cannot run `{command}`: {e:#}"));
+    let mut running =
+        Running::spawn(cmd).unwrap_or_else(|e| panic!("cannot run `{command}`: {e:#}"));
     if let Some(input) = stdin {
         running.write_stdin(input);
     }
@@ -105,7 +112,9 @@ impl Running {
     pub fn spawn(mut cmd: Command) -> anyhow::Result<Running> {
         let command = describe(&cmd);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| anyhow::anyhow!("cannot spawn `{command}`: {e}"))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot spawn `{command}`: {e}"))?;
         let captured = Arc::new((Mutex::new(Captured::default()), Condvar::new()));
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
@@ -115,7 +124,13 @@ impl Running {
             readers.push(pump(err, captured.clone(), true));
         }
         let stdin = child.stdin.take();
-        Ok(Running { command, child, stdin, captured, readers })
+        Ok(Running {
+            command,
+            child,
+            stdin,
+            captured,
+            readers,
+        })
     }
 
     pub fn id(&self) -> u32 {
@@ -137,7 +152,11 @@ impl Running {
     pub fn output_so_far(&self) -> String {
         let (lock, _) = &*self.captured;
         let c = lock.lock().unwrap_or_else(|e| e.into_inner());
-        format!("{}\n{}", String::from_utf8_lossy(&c.stdout), String::from_utf8_lossy(&c.stderr))
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&c.stdout),
+            String::from_utf8_lossy(&c.stderr)
+        )
     }
 
     /// Waits until `pred` holds for the combined output so far, and returns that output. Returns
@@ -160,11 +179,17 @@ impl Running {
                 if pred(&text) {
                     return Ok(text);
                 }
-                anyhow::bail!("`{}` exited ({status}) before the expected output:\n{text}", self.command);
+                anyhow::bail!(
+                    "`{}` exited ({status}) before the expected output:\n{text}",
+                    self.command
+                );
             }
             let now = Instant::now();
             if now >= deadline {
-                anyhow::bail!("timed out waiting for output of `{}`; so far:\n{text}", self.command);
+                anyhow::bail!(
+                    "timed out waiting for output of `{}`; so far:\n{text}",
+                    self.command
+                );
             }
             let (lock, cvar) = &*self.captured;
             let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -186,7 +211,9 @@ impl Running {
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Ok(None) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
@@ -229,7 +256,11 @@ impl Drop for Running {
     }
 }
 
-fn pump(mut from: impl Read + Send + 'static, to: Arc<(Mutex<Captured>, Condvar)>, is_err: bool) -> JoinHandle<()> {
+fn pump(
+    mut from: impl Read + Send + 'static,
+    to: Arc<(Mutex<Captured>, Condvar)>,
+    is_err: bool,
+) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         loop {

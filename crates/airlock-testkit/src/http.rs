@@ -88,27 +88,40 @@ impl HttpRequest {
     }
 
     pub fn try_send(self) -> anyhow::Result<HttpResponse> {
-        let mut stream =
-            TcpStream::connect(&self.host_port).with_context(|| format!("connecting to {}", self.host_port))?;
+        let mut stream = TcpStream::connect(&self.host_port)
+            .with_context(|| format!("connecting to {}", self.host_port))?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         stream.set_nodelay(true)?;
 
-        let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\n", self.method, self.path, self.host_port);
-        let has = |name: &str| self.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nhost: {}\r\n",
+            self.method, self.path, self.host_port
+        );
+        let has = |name: &str| {
+            self.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
         for (k, v) in &self.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         if !has("connection") {
             head.push_str("connection: close\r\n");
         }
-        if !has("content-length") && (!self.body.is_empty() || matches!(self.method.as_str(), "PUT" | "POST")) {
+        if !has("content-length")
+            && (!self.body.is_empty() || matches!(self.method.as_str(), "PUT" | "POST"))
+        {
             head.push_str(&format!("content-length: {}\r\n", self.body.len()));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).context("writing request head")?;
+        stream
+            .write_all(head.as_bytes())
+            .context("writing request head")?;
         match self.write_chunk {
-            None => stream.write_all(&self.body).context("writing request body")?,
+            None => stream
+                .write_all(&self.body)
+                .context("writing request body")?,
             Some((chunk, pause)) => {
                 for piece in self.body.chunks(chunk) {
                     stream.write_all(piece).context("writing request body")?;
@@ -133,7 +146,10 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// The first header with this (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -142,9 +158,14 @@ impl HttpResponse {
 
     /// The body with any `content-encoding: gzip` removed.
     pub fn decoded_body(&self) -> Vec<u8> {
-        if self.header("content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip")) {
+        if self
+            .header("content-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("gzip"))
+        {
             let mut out = Vec::new();
-            GzDecoder::new(&self.body[..]).read_to_end(&mut out).expect("gzip body decodes");
+            GzDecoder::new(&self.body[..])
+                .read_to_end(&mut out)
+                .expect("gzip body decodes");
             out
         } else {
             self.body.clone()
@@ -170,7 +191,10 @@ impl HttpResponse {
     /// Panics unless the status is 2xx.
     #[track_caller]
     pub fn assert_success(&self) -> &Self {
-        assert!((200..300).contains(&self.status), "expected a 2xx status: {self:?}");
+        assert!(
+            (200..300).contains(&self.status),
+            "expected a 2xx status: {self:?}"
+        );
         self
     }
 
@@ -216,7 +240,11 @@ fn read_response(stream: TcpStream, method: &str) -> anyhow::Result<HttpResponse
     if !version.starts_with("HTTP/1.") {
         bail!("not an HTTP/1.x status line: {line:?}");
     }
-    let status: u16 = parts.next().unwrap_or_default().parse().with_context(|| format!("bad status line {line:?}"))?;
+    let status: u16 = parts
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .with_context(|| format!("bad status line {line:?}"))?;
 
     let mut headers = Vec::new();
     loop {
@@ -226,13 +254,21 @@ fn read_response(stream: TcpStream, method: &str) -> anyhow::Result<HttpResponse
         if l.is_empty() {
             break;
         }
-        let (k, v) = l.split_once(':').with_context(|| format!("bad header line {l:?}"))?;
+        let (k, v) = l
+            .split_once(':')
+            .with_context(|| format!("bad header line {l:?}"))?;
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
     }
-    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
 
     let mut body = Vec::new();
-    let no_body = method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
+    let no_body =
+        method == "HEAD" || status == 204 || status == 304 || (100..200).contains(&status);
     if no_body {
         // nothing
     } else if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
@@ -240,7 +276,8 @@ fn read_response(stream: TcpStream, method: &str) -> anyhow::Result<HttpResponse
             line.clear();
             reader.read_line(&mut line).context("reading chunk size")?;
             let size_hex = line.trim().split(';').next().unwrap_or_default();
-            let size = usize::from_str_radix(size_hex, 16).with_context(|| format!("bad chunk size {line:?}"))?;
+            let size = usize::from_str_radix(size_hex, 16)
+                .with_context(|| format!("bad chunk size {line:?}"))?;
             if size == 0 {
                 // trailers until an empty line
                 loop {
@@ -253,7 +290,9 @@ fn read_response(stream: TcpStream, method: &str) -> anyhow::Result<HttpResponse
             }
             let start = body.len();
             body.resize(start + size, 0);
-            reader.read_exact(&mut body[start..]).context("reading chunk")?;
+            reader
+                .read_exact(&mut body[start..])
+                .context("reading chunk")?;
             let mut crlf = [0u8; 2];
             reader.read_exact(&mut crlf).context("reading chunk end")?;
         }
@@ -262,9 +301,15 @@ fn read_response(stream: TcpStream, method: &str) -> anyhow::Result<HttpResponse
         body.resize(len, 0);
         reader.read_exact(&mut body).context("reading body")?;
     } else {
-        reader.read_to_end(&mut body).context("reading body to EOF")?;
+        reader
+            .read_to_end(&mut body)
+            .context("reading body to EOF")?;
     }
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -309,7 +354,10 @@ mod tests {
     fn sends_the_path_verbatim_and_reads_chunked_bodies() {
         let (addr, server) =
             one_shot(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
-        let r = HttpRequest::new(&addr, "PUT", "/@s%2fp/../x").bearer("tok").body("abc").send();
+        let r = HttpRequest::new(&addr, "PUT", "/@s%2fp/../x")
+            .bearer("tok")
+            .body("abc")
+            .send();
         assert_eq!(r.status, 200);
         assert_eq!(r.body, b"hello world");
         assert_eq!(r.header("x-a"), Some("b"));
@@ -322,7 +370,8 @@ mod tests {
 
     #[test]
     fn reads_length_delimited_and_empty_bodies() {
-        let (addr, _s) = one_shot(b"HTTP/1.1 404 Not Found\r\ncontent-length: 17\r\n\r\n{\"error\":\"nope\"}\n");
+        let (addr, _s) =
+            one_shot(b"HTTP/1.1 404 Not Found\r\ncontent-length: 17\r\n\r\n{\"error\":\"nope\"}\n");
         let r = HttpRequest::new(&addr, "GET", "/x").send();
         assert_eq!(r.status, 404);
         assert_eq!(r.error_message(), "nope");

@@ -16,8 +16,8 @@ pub use command::{CmdOutput, Running};
 pub use http::{HttpRequest, HttpResponse};
 pub use npm::NpmEnv;
 pub use package::{
-    PackageDir, PublishBody, Tarball, escaped_name, gzip, index_js, integrity_of, npm_tarball, pseudo_random_bytes,
-    raw_tarball, sha1_hex,
+    PackageDir, PublishBody, Tarball, escaped_name, gzip, index_js, integrity_of, npm_tarball,
+    pseudo_random_bytes, raw_tarball, sha1_hex,
 };
 pub use server::{Server, ServerOptions};
 pub use tools::{ensure_pnpm, ensure_yarn, repo_root, tools_dir};

@@ -15,7 +15,9 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Environment variables passed through from the test process; everything else (in particular
 /// `npm_config_*`, `NPM_*`, `CI` and the CI vendors' variables) is dropped.
-const PASS_THROUGH: &[&str] = &["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME"];
+const PASS_THROUGH: &[&str] = &[
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME",
+];
 
 /// A temp HOME with its own npm userconfig, cache and work directory, pointed at one registry.
 pub struct NpmEnv {
@@ -34,12 +36,29 @@ impl NpmEnv {
 
     /// Same for an arbitrary registry URL (`url` must end with `/`).
     pub fn for_registry(url: &str, host_port: &str) -> NpmEnv {
-        let tmp = tempfile::Builder::new().prefix("airlock-npm-").tempdir().expect("temp dir");
-        for d in ["home", "cache", "work", "xdg/config", "xdg/cache", "xdg/data", "xdg/state"] {
+        let tmp = tempfile::Builder::new()
+            .prefix("airlock-npm-")
+            .tempdir()
+            .expect("temp dir");
+        for d in [
+            "home",
+            "cache",
+            "work",
+            "xdg/config",
+            "xdg/cache",
+            "xdg/data",
+            "xdg/state",
+        ] {
             fs::create_dir_all(tmp.path().join(d)).expect("create dir");
         }
         fs::write(tmp.path().join("globalnpmrc"), "").expect("write global npmrc");
-        let env = NpmEnv { tmp, registry: url.to_owned(), host_port: host_port.to_owned(), token: None, audit: false };
+        let env = NpmEnv {
+            tmp,
+            registry: url.to_owned(),
+            host_port: host_port.to_owned(),
+            token: None,
+            audit: false,
+        };
         env.write_userconfig();
         env
     }
@@ -100,7 +119,9 @@ impl NpmEnv {
     /// The `_authToken` npm has stored for this registry, if any.
     pub fn stored_token(&self) -> Option<String> {
         let prefix = format!("//{}/:_authToken=", self.host_port);
-        self.read_userconfig().lines().find_map(|l| l.strip_prefix(&prefix).map(|t| t.trim().to_owned()))
+        self.read_userconfig()
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(|t| t.trim().to_owned()))
     }
 
     /// A command for `program` with the isolated environment, run in `dir`.
@@ -118,7 +139,10 @@ impl NpmEnv {
             .env("npm_config_globalconfig", x("globalnpmrc"))
             .env("npm_config_cache", self.cache_dir())
             .env("npm_config_update_notifier", "false")
-            .env("npm_config_audit", if self.audit { "true" } else { "false" })
+            .env(
+                "npm_config_audit",
+                if self.audit { "true" } else { "false" },
+            )
             .env("npm_config_fund", "false")
             .env("npm_config_progress", "false")
             .env("XDG_CONFIG_HOME", x("xdg/config"))
@@ -160,7 +184,8 @@ impl NpmEnv {
             line.push_str(&shell_quote(a));
         }
         let mut cmd = self.command("script", dir);
-        cmd.args(["-q", "-e", "-c", &line, "/dev/null"]).stdin(Stdio::piped());
+        cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
+            .stdin(Stdio::piped());
         Running::spawn(cmd).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
@@ -169,7 +194,11 @@ impl NpmEnv {
         let dir = self.work_dir().join(dir_name);
         fs::create_dir_all(&dir).expect("create project dir");
         let pj = json!({"name": dir_name, "version": "1.0.0", "private": true});
-        fs::write(dir.join("package.json"), serde_json::to_string_pretty(&pj).expect("JSON")).expect("write");
+        fs::write(
+            dir.join("package.json"),
+            serde_json::to_string_pretty(&pj).expect("JSON"),
+        )
+        .expect("write");
         dir
     }
 
@@ -192,7 +221,8 @@ impl NpmEnv {
         );
         fs::write(global.join("config.yaml"), yaml).expect("write pnpm config.yaml");
         let mut cmd = self.command(&pnpm, dir);
-        cmd.args(args).env("PNPM_HOME", self.tmp.path().join("pnpm-home"));
+        cmd.args(args)
+            .env("PNPM_HOME", self.tmp.path().join("pnpm-home"));
         command::run(cmd, None, CMD_TIMEOUT)
     }
 
@@ -215,7 +245,9 @@ impl NpmEnv {
             fs::write(&lock, "").expect("write yarn.lock");
         }
         let mut cmd = self.command("node", dir);
-        cmd.arg(&yarn_js).args(args).env("YARN_ENABLE_TELEMETRY", "0");
+        cmd.arg(&yarn_js)
+            .args(args)
+            .env("YARN_ENABLE_TELEMETRY", "0");
         command::run(cmd, None, CMD_TIMEOUT)
     }
 }

@@ -68,7 +68,10 @@ pub fn raw_tarball(entries: &[(String, &[u8])]) -> Vec<u8> {
         header.set_entry_type(tar::EntryType::Regular);
         // set_path refuses `..`; write the name bytes directly so hostile tarballs can be made.
         let name = path.as_bytes();
-        assert!(name.len() <= 100, "tar entry name too long for this helper: {path}");
+        assert!(
+            name.len() <= 100,
+            "tar entry name too long for this helper: {path}"
+        );
         let raw = header.as_old_mut();
         raw.name = [0; 100];
         raw.name[..name.len()].copy_from_slice(name);
@@ -127,8 +130,20 @@ impl PublishBody {
         });
         let index = index_js(name, version);
         let readme = format!("# {name}\n");
-        let tarball = npm_tarball(&manifest, &[("index.js", index.as_bytes()), ("README.md", readme.as_bytes())]);
-        PublishBody { name: name.to_owned(), version: version.to_owned(), tag: "latest".to_owned(), manifest, tarball }
+        let tarball = npm_tarball(
+            &manifest,
+            &[
+                ("index.js", index.as_bytes()),
+                ("README.md", readme.as_bytes()),
+            ],
+        );
+        PublishBody {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            tag: "latest".to_owned(),
+            manifest,
+            tarball,
+        }
     }
 
     /// Like [`PublishBody::new`] with an extra file of `size` incompressible bytes (a big tarball).
@@ -136,7 +151,10 @@ impl PublishBody {
         let mut body = PublishBody::new(name, version);
         let payload = pseudo_random_bytes(seed, size);
         let index = index_js(name, version);
-        body.tarball = npm_tarball(&body.manifest, &[("index.js", index.as_bytes()), ("payload.bin", &payload)]);
+        body.tarball = npm_tarball(
+            &body.manifest,
+            &[("index.js", index.as_bytes()), ("payload.bin", &payload)],
+        );
         body
     }
 
@@ -152,7 +170,9 @@ impl PublishBody {
     }
 
     pub fn tarball(&self) -> Tarball {
-        Tarball { bytes: self.tarball.clone() }
+        Tarball {
+            bytes: self.tarball.clone(),
+        }
     }
 
     /// The request path: `/` + escaped name.
@@ -180,7 +200,10 @@ impl PublishBody {
         };
         version.insert("readme".into(), json!(format!("# {}\n", self.name)));
         version.insert("readmeFilename".into(), json!("README.md"));
-        version.insert("_id".into(), json!(format!("{}@{}", self.name, self.version)));
+        version.insert(
+            "_id".into(),
+            json!(format!("{}@{}", self.name, self.version)),
+        );
         version.insert("_nodeVersion".into(), json!("20.20.2"));
         version.insert("_npmVersion".into(), json!("11.19.1"));
         version.insert(
@@ -231,7 +254,10 @@ pub struct PackageDir {
 
 impl PackageDir {
     pub fn new(name: &str, version: &str) -> PackageDir {
-        let dir = tempfile::Builder::new().prefix("airlock-pkg-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("airlock-pkg-")
+            .tempdir()
+            .expect("temp dir");
         let mut manifest = Map::new();
         manifest.insert("name".into(), json!(name));
         manifest.insert("version".into(), json!(version));
@@ -248,11 +274,17 @@ impl PackageDir {
     }
 
     pub fn name(&self) -> String {
-        self.manifest["name"].as_str().unwrap_or_default().to_owned()
+        self.manifest["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn version(&self) -> String {
-        self.manifest["version"].as_str().unwrap_or_default().to_owned()
+        self.manifest["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// The `index.js` content for the current name and version.
@@ -269,8 +301,13 @@ impl PackageDir {
     }
 
     pub fn dependency(&mut self, name: &str, range: &str) -> &mut Self {
-        let deps = self.manifest.entry("dependencies").or_insert_with(|| json!({}));
-        deps.as_object_mut().expect("dependencies is an object").insert(name.into(), json!(range));
+        let deps = self
+            .manifest
+            .entry("dependencies")
+            .or_insert_with(|| json!({}));
+        deps.as_object_mut()
+            .expect("dependencies is an object")
+            .insert(name.into(), json!(range));
         self.write();
         self
     }
@@ -287,7 +324,11 @@ impl PackageDir {
         let pj = serde_json::to_string_pretty(&Value::Object(self.manifest.clone())).expect("JSON");
         fs::write(dir.join("package.json"), pj + "\n").expect("write package.json");
         fs::write(dir.join("index.js"), self.index_js()).expect("write index.js");
-        fs::write(dir.join("README.md"), format!("# {}\n\nA test package.\n", self.name())).expect("write README");
+        fs::write(
+            dir.join("README.md"),
+            format!("# {}\n\nA test package.\n", self.name()),
+        )
+        .expect("write README");
     }
 }
 
@@ -325,7 +366,10 @@ mod tests {
         let e = entries(&a);
         assert_eq!(e[0].0, "package/package.json");
         assert_eq!(serde_json::from_slice::<Value>(&e[0].1).expect("json"), pj);
-        assert_eq!(e[1], ("package/index.js".to_owned(), b"1".to_vec(), 499_162_500));
+        assert_eq!(
+            e[1],
+            ("package/index.js".to_owned(), b"1".to_vec(), 499_162_500)
+        );
         let evil = raw_tarball(&[("package/../../evil".to_owned(), b"x")]);
         assert_eq!(entries(&evil)[0].0, "package/../../evil");
     }
@@ -340,15 +384,23 @@ mod tests {
         assert_eq!(body["dist-tags"], json!({"next": "1.2.3"}));
         let v = &body["versions"]["1.2.3"];
         assert_eq!(v["_id"], "@s/lib@1.2.3");
-        assert_eq!(v["dist"]["tarball"], "http://127.0.0.1:1/@s/lib/-/@s/lib-1.2.3.tgz");
+        assert_eq!(
+            v["dist"]["tarball"],
+            "http://127.0.0.1:1/@s/lib/-/@s/lib-1.2.3.tgz"
+        );
         let att = &body["_attachments"]["@s/lib-1.2.3.tgz"];
-        let data = BASE64.decode(att["data"].as_str().expect("data")).expect("base64");
+        let data = BASE64
+            .decode(att["data"].as_str().expect("data"))
+            .expect("base64");
         assert_eq!(att["length"], data.len());
         assert_eq!(v["dist"]["integrity"], integrity_of(&data));
         assert_eq!(v["dist"]["shasum"], sha1_hex(&data));
         let e = entries(&data);
         let pj: Value = serde_json::from_slice(&e[0].1).expect("json");
-        assert_eq!((pj["name"].as_str(), pj["version"].as_str()), (Some("@s/lib"), Some("1.2.3")));
+        assert_eq!(
+            (pj["name"].as_str(), pj["version"].as_str()),
+            (Some("@s/lib"), Some("1.2.3"))
+        );
     }
 
     #[test]

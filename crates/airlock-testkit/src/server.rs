@@ -74,7 +74,10 @@ pub struct Server {
 impl Server {
     /// Starts `bin serve --listen 127.0.0.1:0` and waits (30 s at most) for its ready line.
     pub fn start(bin: &Path, opts: ServerOptions) -> anyhow::Result<Server> {
-        let tmp = tempfile::Builder::new().prefix("airlock-e2e-").tempdir().context("creating temp dir")?;
+        let tmp = tempfile::Builder::new()
+            .prefix("airlock-e2e-")
+            .tempdir()
+            .context("creating temp dir")?;
         let data_dir = match &opts.data_dir {
             Some(d) => d.clone(),
             None => tmp.path().join("data"),
@@ -112,7 +115,9 @@ impl Server {
     }
 
     fn stderr_path(&self, generation: u32) -> PathBuf {
-        self.tmp.path().join(format!("server-{generation}.stderr.log"))
+        self.tmp
+            .path()
+            .join(format!("server-{generation}.stderr.log"))
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
@@ -125,7 +130,9 @@ impl Server {
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::from(stderr));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr));
         let what = command::describe(&cmd);
         let mut child = cmd.spawn().with_context(|| format!("spawning `{what}`"))?;
         let stdout = child.stdout.take().context("no stdout")?;
@@ -133,7 +140,10 @@ impl Server {
         // Read stdout on a thread: the ready line goes to us, everything (incl. later lines) to a log
         // so the pipe never fills up.
         let (tx, rx) = mpsc::channel::<String>();
-        let stdout_log = self.tmp.path().join(format!("server-{}.stdout.log", self.generation));
+        let stdout_log = self
+            .tmp
+            .path()
+            .join(format!("server-{}.stdout.log", self.generation));
         std::thread::spawn(move || {
             let mut log = fs::File::create(stdout_log).ok();
             for line in BufReader::new(stdout).lines() {
@@ -186,7 +196,11 @@ impl Server {
             }
         };
         // "airlock: serving http://127.0.0.1:PORT/ (data dir DIR)"
-        let url = ready[READY_PREFIX.len()..].split_whitespace().next().unwrap_or_default().to_owned();
+        let url = ready[READY_PREFIX.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let host_port = url
             .strip_prefix("http://")
             .and_then(|rest| rest.split('/').next())
@@ -258,7 +272,11 @@ impl Server {
     pub fn terminate(&mut self) -> anyhow::Result<ExitStatus> {
         let mut child = self.child.take().context("server is not running")?;
         let pid = child.id().to_string();
-        let st = Command::new("kill").arg("-TERM").arg(&pid).status().context("running kill -TERM")?;
+        let st = Command::new("kill")
+            .arg("-TERM")
+            .arg(&pid)
+            .status()
+            .context("running kill -TERM")?;
         if !st.success() {
             bail!("kill -TERM {pid} failed: {st}");
         }
@@ -270,7 +288,10 @@ impl Server {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("server did not exit within 15 s of SIGTERM\nstderr:\n{}", self.stderr());
+                bail!(
+                    "server did not exit within 15 s of SIGTERM\nstderr:\n{}",
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -307,7 +328,8 @@ impl Server {
         if admin {
             args.push("--admin");
         }
-        self.admin(&args, Some(&format!("{password}\n"))).assert_ok();
+        self.admin(&args, Some(&format!("{password}\n")))
+            .assert_ok();
     }
 
     /// `airlock token create USER`; returns the token (panics unless it is one line starting `airlock_`).
@@ -361,7 +383,9 @@ impl Drop for Server {
         if std::thread::panicking() {
             for generation in 1..=self.generation {
                 let log = fs::read_to_string(self.stderr_path(generation)).unwrap_or_default();
-                eprintln!("===== airlock server stderr (start #{generation}) =====\n{log}\n===== end =====");
+                eprintln!(
+                    "===== airlock server stderr (start #{generation}) =====\n{log}\n===== end ====="
+                );
             }
         }
     }

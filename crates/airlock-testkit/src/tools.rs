@@ -21,7 +21,11 @@ const INSTALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The workspace root (two levels above this crate's manifest).
 pub fn repo_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.ancestors().nth(2).expect("crates/airlock-testkit has a workspace root").to_owned()
+    manifest
+        .ancestors()
+        .nth(2)
+        .expect("crates/airlock-testkit has a workspace root")
+        .to_owned()
 }
 
 /// `<repo root>/.tools`.
@@ -67,12 +71,18 @@ fn ensure(path: &Path) {
     // only drop variables that could redirect npm to a test registry.
     for (k, _) in std::env::vars() {
         let lower = k.to_ascii_lowercase();
-        if lower.starts_with("npm_config_registry") || lower == "npm_config_userconfig" || lower == "npm_config_cache" {
+        if lower.starts_with("npm_config_registry")
+            || lower == "npm_config_userconfig"
+            || lower == "npm_config_cache"
+        {
             cmd.env_remove(&k);
         }
     }
     let out = command::run(cmd, None, INSTALL_TIMEOUT);
-    assert!(out.success(), "installing the test tools with npm failed (they are required, not optional): {out:?}");
+    assert!(
+        out.success(),
+        "installing the test tools with npm failed (they are required, not optional): {out:?}"
+    );
     assert!(
         path.exists(),
         "npm install reported success but {} is missing: {out:?}",
@@ -92,7 +102,9 @@ impl InstallLock {
             match fs::create_dir(path) {
                 Ok(()) => {
                     let _ = fs::write(path.join("owner"), std::process::id().to_string());
-                    return InstallLock { path: path.to_owned() };
+                    return InstallLock {
+                        path: path.to_owned(),
+                    };
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let age = fs::metadata(path)

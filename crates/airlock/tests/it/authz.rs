@@ -14,8 +14,17 @@ fn anonymous_requests_cannot_write() {
     assert_not_stored(&w.server, "anon-pkg");
 
     // And cannot change an existing package.
-    publish_raw(&w.server, Some(&w.alice), &PublishBody::new("anon-target", "1.0.0")).assert_success();
-    let tag = w.server.http("PUT", "/-/package/anon-target/dist-tags/evil").json(&json!("1.0.0")).send();
+    publish_raw(
+        &w.server,
+        Some(&w.alice),
+        &PublishBody::new("anon-target", "1.0.0"),
+    )
+    .assert_success();
+    let tag = w
+        .server
+        .http("PUT", "/-/package/anon-target/dist-tags/evil")
+        .json(&json!("1.0.0"))
+        .send();
     assert_client_error(&tag);
     let del = w.server.http("DELETE", "/anon-target/-rev/whatever").send();
     assert_client_error(&del);
@@ -52,8 +61,10 @@ fn read_only_tokens_cannot_write() {
     let out = npm.npm_in(pkg.path(), &["publish"]);
     out.assert_failed();
     out.assert_contains("403");
-    npm.npm(&["dist-tag", "add", "ro-target@1.0.0", "evil"]).assert_failed();
-    npm.npm(&["deprecate", "ro-target", "pwned"]).assert_failed();
+    npm.npm(&["dist-tag", "add", "ro-target@1.0.0", "evil"])
+        .assert_failed();
+    npm.npm(&["deprecate", "ro-target", "pwned"])
+        .assert_failed();
     let fresh = publish_raw(&w.server, Some(&ro), &PublishBody::new("ro-new", "1.0.0"));
     assert_error(&fresh, 403);
     assert_not_stored(&w.server, "ro-new");
@@ -61,7 +72,10 @@ fn read_only_tokens_cannot_write() {
     let doc = packument_json(&w.server, "ro-target");
     assert_eq!(versions_of(&doc), ["1.0.0"]);
     assert_eq!(doc["dist-tags"], json!({"latest": "1.0.0"}));
-    assert!(doc["versions"]["1.0.0"].get("deprecated").is_none(), "{doc:#}");
+    assert!(
+        doc["versions"]["1.0.0"].get("deprecated").is_none(),
+        "{doc:#}"
+    );
 }
 
 #[test]
@@ -76,13 +90,20 @@ fn another_users_token_cannot_touch_my_package() {
     let out = bob.npm_in(pkg.path(), &["publish"]);
     out.assert_failed();
     out.assert_contains("403");
-    bob.npm(&["dist-tag", "add", "alices-pkg@1.0.0", "evil"]).assert_failed();
-    bob.npm(&["deprecate", "alices-pkg", "pwned"]).assert_failed();
-    bob.npm(&["owner", "add", "bob", "alices-pkg"]).assert_failed();
+    bob.npm(&["dist-tag", "add", "alices-pkg@1.0.0", "evil"])
+        .assert_failed();
+    bob.npm(&["deprecate", "alices-pkg", "pwned"])
+        .assert_failed();
+    bob.npm(&["owner", "add", "bob", "alices-pkg"])
+        .assert_failed();
     // npm reports unpublish 404s as success, so judge by the registry's state, not npm's exit.
     let _ = bob.npm(&["unpublish", "alices-pkg@1.0.0", "--force"]);
     let _ = bob.npm(&["unpublish", "alices-pkg", "--force"]);
-    let raw_delete = w.server.http("DELETE", "/alices-pkg/-rev/anything").bearer(&bob_token).send();
+    let raw_delete = w
+        .server
+        .http("DELETE", "/alices-pkg/-rev/anything")
+        .bearer(&bob_token)
+        .send();
     assert_client_error(&raw_delete);
     let raw_owner = w
         .server
@@ -121,7 +142,9 @@ fn an_admin_assigned_scope_belongs_to_its_assignee() {
     let w = world();
     w.server.add_user("root", "root-password-1", true);
     let (_bob_token, bob) = w.user("bob");
-    w.server.admin(&["scope", "assign", "@beta", "bob"], None).assert_ok();
+    w.server
+        .admin(&["scope", "assign", "@beta", "bob"], None)
+        .assert_ok();
 
     let pkg = PackageDir::new("@beta/lib", "1.0.0");
     let out = w.npm.npm_in(pkg.path(), &["publish"]);
@@ -129,7 +152,10 @@ fn an_admin_assigned_scope_belongs_to_its_assignee() {
     out.assert_contains("403");
     assert_not_stored(&w.server, "@beta/lib");
     bob.npm_in(pkg.path(), &["publish"]).assert_ok();
-    assert_eq!(packument_json(&w.server, "@beta/lib")["versions"]["1.0.0"]["_npmUser"]["name"], "bob");
+    assert_eq!(
+        packument_json(&w.server, "@beta/lib")["versions"]["1.0.0"]["_npmUser"]["name"],
+        "bob"
+    );
 }
 
 #[test]
@@ -142,23 +168,41 @@ fn read_requires_auth_makes_every_read_need_a_token() {
         r.assert_status(200);
         r.json()
     };
-    let tarball = path_of(&w.server, doc["versions"]["1.0.0"]["dist"]["tarball"].as_str().expect("tarball"));
+    let tarball = path_of(
+        &w.server,
+        doc["versions"]["1.0.0"]["dist"]["tarball"]
+            .as_str()
+            .expect("tarball"),
+    );
 
     // Anonymous: refused, and an existing package looks the same as a missing one.
     let existing = packument(&w.server, "@corp/private", None);
     let missing = packument(&w.server, "@corp/nothing-here", None);
     let msg = assert_error(&existing, 401);
-    assert_eq!(missing.status, existing.status, "no existence leak: {missing:?}");
-    assert!(!msg.contains("@corp/private"), "the error does not reveal the package: {msg}");
+    assert_eq!(
+        missing.status, existing.status,
+        "no existence leak: {missing:?}"
+    );
+    assert!(
+        !msg.contains("@corp/private"),
+        "the error does not reveal the package: {msg}"
+    );
     missing.error_message();
     assert_error(&w.server.get(&tarball), 401);
     assert_error(&w.server.get("/-/v1/search?text=private"), 401);
 
     // With a token: reads work, and npm installs.
-    w.server.http("GET", &tarball).bearer(&w.alice).send().assert_status(200);
+    w.server
+        .http("GET", &tarball)
+        .bearer(&w.alice)
+        .send()
+        .assert_status(200);
     let project = w.npm.project("private-consumer");
-    w.npm.npm_in(&project, &["install", "@corp/private"]).assert_ok();
-    let installed = std::fs::read_to_string(project.join("node_modules/@corp/private/index.js")).expect("installed");
+    w.npm
+        .npm_in(&project, &["install", "@corp/private"])
+        .assert_ok();
+    let installed = std::fs::read_to_string(project.join("node_modules/@corp/private/index.js"))
+        .expect("installed");
     assert_eq!(installed, index_js("@corp/private", "1.0.0"));
     let missing = packument(&w.server, "@corp/nothing-here", Some(&w.alice));
     assert_error(&missing, 404);
@@ -166,7 +210,8 @@ fn read_requires_auth_makes_every_read_need_a_token() {
     // Without a token, npm cannot install.
     let anon = NpmEnv::new(&w.server);
     let project = anon.project("anon-consumer");
-    anon.npm_in(&project, &["install", "@corp/private"]).assert_failed();
+    anon.npm_in(&project, &["install", "@corp/private"])
+        .assert_failed();
 }
 
 #[test]
@@ -177,6 +222,7 @@ fn reading_is_anonymous_by_default() {
     let anon = NpmEnv::new(&w.server);
     let project = anon.project("anon-consumer");
     anon.npm_in(&project, &["install", "open-pkg"]).assert_ok();
-    let installed = std::fs::read_to_string(project.join("node_modules/open-pkg/index.js")).expect("installed");
+    let installed =
+        std::fs::read_to_string(project.join("node_modules/open-pkg/index.js")).expect("installed");
     assert_eq!(installed, index_js("open-pkg", "1.0.0"));
 }

@@ -59,7 +59,11 @@ impl World {
 
 /// `PUT /{escaped name}` with the npm-shaped body, authenticated with `token`.
 pub fn publish_raw(server: &Server, token: Option<&str>, body: &PublishBody) -> HttpResponse {
-    server.http("PUT", &body.path()).maybe_bearer(token).json(&body.to_json(server.url())).send()
+    server
+        .http("PUT", &body.path())
+        .maybe_bearer(token)
+        .json(&body.to_json(server.url()))
+        .send()
 }
 
 /// `GET /{escaped name}` (full packument), optionally authenticated.
@@ -83,13 +87,19 @@ pub fn packument_json(server: &Server, name: &str) -> Value {
 #[track_caller]
 pub fn assert_not_stored(server: &Server, name: &str) {
     let r = packument(server, name, None);
-    assert_eq!(r.status, 404, "nothing should be stored for {name:?}, got: {r:?}");
+    assert_eq!(
+        r.status, 404,
+        "nothing should be stored for {name:?}, got: {r:?}"
+    );
 }
 
 /// Panics unless the response has `status` and a JSON `error`; returns the message.
 #[track_caller]
 pub fn assert_error(r: &HttpResponse, status: u16) -> String {
-    assert_eq!(r.status, status, "expected {status} with an error body: {r:?}");
+    assert_eq!(
+        r.status, status,
+        "expected {status} with an error body: {r:?}"
+    );
     r.error_message()
 }
 
@@ -106,7 +116,9 @@ pub fn assert_client_error(r: &HttpResponse) -> String {
 pub fn download_verified(server: &Server, name: &str, version: &str) -> Vec<u8> {
     let doc = packument_json(server, name);
     let dist = &doc["versions"][version]["dist"];
-    let url = dist["tarball"].as_str().unwrap_or_else(|| panic!("no dist.tarball for {name}@{version}: {doc:#}"));
+    let url = dist["tarball"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no dist.tarball for {name}@{version}: {doc:#}"));
     let path = path_of(server, url);
     let r = server.get(&path);
     r.assert_status(200);
@@ -115,7 +127,11 @@ pub fn download_verified(server: &Server, name: &str, version: &str) -> Vec<u8> 
         dist["integrity"].as_str().unwrap_or_default(),
         "tarball bytes must match dist.integrity"
     );
-    assert_eq!(airlock_testkit::sha1_hex(&r.body), dist["shasum"].as_str().unwrap_or_default(), "shasum");
+    assert_eq!(
+        airlock_testkit::sha1_hex(&r.body),
+        dist["shasum"].as_str().unwrap_or_default(),
+        "shasum"
+    );
     r.body
 }
 
@@ -125,7 +141,10 @@ pub fn path_of(server: &Server, url: &str) -> String {
     let base = server.url().trim_end_matches('/');
     match url.strip_prefix(base) {
         Some(p) => p.to_owned(),
-        None => panic!("URL {url:?} does not point at the registry {}", server.url()),
+        None => panic!(
+            "URL {url:?} does not point at the registry {}",
+            server.url()
+        ),
     }
 }
 
@@ -134,12 +153,18 @@ pub fn path_of(server: &Server, url: &str) -> String {
 pub fn normalize(server: &Server, value: &Value) -> Value {
     fn walk(v: &Value, url: &str, key: Option<&str>) -> Value {
         match v {
-            Value::String(s) if key == Some("_rev") && !s.is_empty() => Value::String("[rev]".into()),
+            Value::String(s) if key == Some("_rev") && !s.is_empty() => {
+                Value::String("[rev]".into())
+            }
             Value::String(s) if is_timestamp(s) => Value::String("[timestamp]".into()),
             Value::String(s) if s.starts_with("airlock_") => Value::String("[token]".into()),
             Value::String(s) => Value::String(s.replace(url, "http://[registry]/")),
             Value::Array(a) => Value::Array(a.iter().map(|x| walk(x, url, None)).collect()),
-            Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), walk(x, url, Some(k)))).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| (k.clone(), walk(x, url, Some(k))))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -173,9 +198,19 @@ pub fn encode_name(name: &str) -> String {
     let mut out = String::new();
     for b in name.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'@' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'!'
+            | b'~'
+            | b'*'
+            | b'\''
+            | b'('
+            | b')'
+            | b'@' => out.push(b as char),
             b'/' => out.push_str("%2f"),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -188,7 +223,9 @@ pub fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -198,5 +235,8 @@ pub fn form_encode(s: &str) -> String {
 
 /// Version keys of a packument, in document order.
 pub fn versions_of(doc: &Value) -> Vec<String> {
-    doc["versions"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    doc["versions"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }

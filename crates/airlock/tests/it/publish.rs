@@ -21,11 +21,23 @@ fn npm_publish_unscoped() {
     let v = &doc["versions"]["1.0.0"];
     assert_eq!(v["name"], "demo-pkg");
     assert_eq!(v["version"], "1.0.0");
-    assert_eq!(v["_npmUser"]["name"], "alice", "Airlock records who published: {v:#}");
+    assert_eq!(
+        v["_npmUser"]["name"], "alice",
+        "Airlock records who published: {v:#}"
+    );
     assert_eq!(v["_npmUser"]["email"], "alice@example.com");
-    assert_eq!(doc["maintainers"], json!([{"name": "alice", "email": "alice@example.com"}]));
-    assert_eq!(v["dist"]["tarball"], format!("{}demo-pkg/-/demo-pkg-1.0.0.tgz", w.server.url()));
-    assert!(doc["time"]["1.0.0"].as_str().is_some_and(is_timestamp), "{doc:#}");
+    assert_eq!(
+        doc["maintainers"],
+        json!([{"name": "alice", "email": "alice@example.com"}])
+    );
+    assert_eq!(
+        v["dist"]["tarball"],
+        format!("{}demo-pkg/-/demo-pkg-1.0.0.tgz", w.server.url())
+    );
+    assert!(
+        doc["time"]["1.0.0"].as_str().is_some_and(is_timestamp),
+        "{doc:#}"
+    );
     let bytes = download_verified(&w.server, "demo-pkg", "1.0.0");
     assert!(!bytes.is_empty());
 }
@@ -54,9 +66,14 @@ fn npm_publish_with_tag() {
     let mut pkg = PackageDir::new("tagged-pkg", "1.0.0");
     w.npm.npm_in(pkg.path(), &["publish"]).assert_ok();
     pkg.set_version("2.0.0");
-    w.npm.npm_in(pkg.path(), &["publish", "--tag", "next"]).assert_ok();
+    w.npm
+        .npm_in(pkg.path(), &["publish", "--tag", "next"])
+        .assert_ok();
     let doc = packument_json(&w.server, "tagged-pkg");
-    assert_eq!(doc["dist-tags"], json!({"latest": "1.0.0", "next": "2.0.0"}));
+    assert_eq!(
+        doc["dist-tags"],
+        json!({"latest": "1.0.0", "next": "2.0.0"})
+    );
     assert_eq!(versions_of(&doc), ["1.0.0", "2.0.0"]);
 }
 
@@ -66,9 +83,14 @@ fn npm_publish_prerelease() {
     let mut pkg = PackageDir::new("pre-pkg", "1.0.0");
     w.npm.npm_in(pkg.path(), &["publish"]).assert_ok();
     pkg.set_version("1.1.0-beta.1");
-    w.npm.npm_in(pkg.path(), &["publish", "--tag", "beta"]).assert_ok();
+    w.npm
+        .npm_in(pkg.path(), &["publish", "--tag", "beta"])
+        .assert_ok();
     let doc = packument_json(&w.server, "pre-pkg");
-    assert_eq!(doc["dist-tags"], json!({"latest": "1.0.0", "beta": "1.1.0-beta.1"}));
+    assert_eq!(
+        doc["dist-tags"],
+        json!({"latest": "1.0.0", "beta": "1.1.0-beta.1"})
+    );
     download_verified(&w.server, "pre-pkg", "1.1.0-beta.1");
     let view = w.npm.npm(&["view", "pre-pkg@beta", "version"]);
     view.assert_ok();
@@ -88,19 +110,30 @@ fn republishing_a_version_is_refused_naming_it() {
     let msg = assert_error(&r, 403);
     assert!(msg.contains("1.0.0"), "the error names the version: {msg}");
     insta::assert_json_snapshot!("error_republish", r.json());
-    assert_eq!(download_verified(&w.server, "once-pkg", "1.0.0"), first.tarball, "bytes unchanged");
+    assert_eq!(
+        download_verified(&w.server, "once-pkg", "1.0.0"),
+        first.tarball,
+        "bytes unchanged"
+    );
 }
 
 #[test]
 fn npm_republishing_a_prerelease_is_refused_by_the_server() {
-    // npm's own pre-check skips prereleases, so this reaches the registry.
+    // npm's own pre-check skips prereleases, so this reaches the registry: a rebuilt package
+    // (different bytes) under a version that exists.
     let w = world();
-    let pkg = PackageDir::new("pre-again", "3.0.0-beta.1");
-    w.npm.npm_in(pkg.path(), &["publish", "--tag", "beta"]).assert_ok();
+    let mut pkg = PackageDir::new("pre-again", "3.0.0-beta.1");
+    w.npm
+        .npm_in(pkg.path(), &["publish", "--tag", "beta"])
+        .assert_ok();
+    let published = download_verified(&w.server, "pre-again", "3.0.0-beta.1");
+    pkg.description("rebuilt with other contents");
     let again = w.npm.npm_in(pkg.path(), &["publish", "--tag", "beta"]);
     again.assert_failed();
     again.assert_contains("403");
     again.assert_contains("3.0.0-beta.1");
+    let now = download_verified(&w.server, "pre-again", "3.0.0-beta.1");
+    assert_eq!(now, published, "bytes unchanged");
 }
 
 #[test]
@@ -124,7 +157,9 @@ fn republishing_after_whole_package_unpublish_is_refused() {
     let w = world();
     let pkg = PackageDir::new("gone-whole", "1.0.0");
     w.npm.npm_in(pkg.path(), &["publish"]).assert_ok();
-    w.npm.npm(&["unpublish", "gone-whole", "--force"]).assert_ok();
+    w.npm
+        .npm(&["unpublish", "gone-whole", "--force"])
+        .assert_ok();
     assert_not_stored(&w.server, "gone-whole");
     let again = w.npm.npm_in(pkg.path(), &["publish"]);
     again.assert_failed();
@@ -141,20 +176,34 @@ fn an_identical_retried_put_corrupts_nothing() {
     let again = publish_raw(&w.server, Some(&w.alice), &body);
     if !(200..300).contains(&again.status) {
         let msg = assert_client_error(&again);
-        assert!(again.status == 403 || again.status == 409, "a repeat is 2xx, 403 or 409: {again:?}");
+        assert!(
+            again.status == 403 || again.status == 409,
+            "a repeat is 2xx, 403 or 409: {again:?}"
+        );
         assert!(msg.contains("1.0.0"), "{msg}");
     }
     let doc = packument_json(&w.server, "retry-pkg");
     assert_eq!(versions_of(&doc), ["1.0.0"]);
     assert_eq!(doc["dist-tags"], json!({"latest": "1.0.0"}));
-    assert_eq!(doc["versions"]["1.0.0"]["dist"]["integrity"], body.tarball().integrity());
-    assert_eq!(download_verified(&w.server, "retry-pkg", "1.0.0"), body.tarball);
+    assert_eq!(
+        doc["versions"]["1.0.0"]["dist"]["integrity"],
+        body.tarball().integrity()
+    );
+    assert_eq!(
+        download_verified(&w.server, "retry-pkg", "1.0.0"),
+        body.tarball
+    );
 }
 
 /// Two versions (the second with a dependency and a `beta` tag) published with fixed bytes, so
 /// the packument is the same on every run once times and URLs are normalised.
 fn publish_fixture(w: &World) {
-    publish_raw(&w.server, Some(&w.alice), &PublishBody::new("shape-pkg", "1.0.0")).assert_success();
+    publish_raw(
+        &w.server,
+        Some(&w.alice),
+        &PublishBody::new("shape-pkg", "1.0.0"),
+    )
+    .assert_success();
     let mut two = PublishBody::new("shape-pkg", "1.1.0-beta.0").tag("beta");
     two.manifest["dependencies"] = json!({"demo-pkg": "^1.0.0"});
     two.manifest["bin"] = json!({"shape": "index.js"});
@@ -176,10 +225,23 @@ fn full_packument_shape() {
 fn abbreviated_packument_shape() {
     let w = world();
     publish_fixture(&w);
-    let r = w.server.http("GET", "/shape-pkg").header("accept", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*").send();
+    let r = w
+        .server
+        .http("GET", "/shape-pkg")
+        .header(
+            "accept",
+            "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+        )
+        .send();
     r.assert_status(200);
     let doc = r.json();
-    assert!(doc.get("readme").is_none(), "the corgi leaves out the readme");
-    assert!(doc["modified"].as_str().is_some_and(is_timestamp), "corgi has `modified`: {doc:#}");
+    assert!(
+        doc.get("readme").is_none(),
+        "the corgi leaves out the readme"
+    );
+    assert!(
+        doc["modified"].as_str().is_some_and(is_timestamp),
+        "corgi has `modified`: {doc:#}"
+    );
     insta::assert_json_snapshot!("packument_abbreviated", normalize(&w.server, &doc));
 }
