@@ -363,6 +363,23 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         Route::Policy { subject } if m == Method::PUT => {
             ok_json(&registry.set_policy(p, &subject, &call.body).await?)
         }
+        Route::Hooks if m == Method::POST => {
+            let created = registry.create_webhook(p, &call.body).await?;
+            // The answer carries the signing secret, shown this once.
+            no_store(json_response(StatusCode::CREATED, &created))
+        }
+        Route::Hooks if m == Method::GET => {
+            let target = call.query.get("target").ok_or_else(|| {
+                ApiError::bad_request(
+                    "say whose webhooks to list: add ?target=<package name or @scope>",
+                )
+            })?;
+            ok_json(&registry.list_webhooks(p, target).await?)
+        }
+        Route::Hook { id } if m == Method::DELETE => {
+            registry.delete_webhook(p, &id).await?;
+            ok_json(&json!({ "ok": true, "id": id }))
+        }
         Route::Tokens if m == Method::GET => token_list(registry, call).await?,
         Route::Tokens if m == Method::POST => {
             let request: CreateTokenRequest = parse_json(&call.body)?;
@@ -414,6 +431,8 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         | Route::StageTarball { .. }
         | Route::StageEvents { .. }
         | Route::Policy { .. }
+        | Route::Hooks
+        | Route::Hook { .. }
         | Route::Tokens
         | Route::Token { .. }
         | Route::Profile => return Err(method_not_allowed(call)),
@@ -429,6 +448,22 @@ fn is_publish(body: &[u8]) -> bool {
     }
     // Malformed JSON is handed to publish, which explains what is wrong with it.
     serde_json::from_slice::<Probe>(body).map_or(true, |probe| probe.attachments.is_some())
+}
+
+/// Does `Accept-Encoding` allow gzip (and not with `q=0`)?
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused =
+                parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0");
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
 
 fn wants_abbreviated(headers: &HeaderMap) -> bool {
@@ -479,22 +514,36 @@ async fn packument(registry: &Registry, call: &Call, name: &str) -> Result<Respo
         header::VARY,
         HeaderValue::from_static("Accept, Accept-Encoding, Authorization"),
     );
-    if let Ok(etag) = HeaderValue::from_str(&rendered.etag) {
-        headers.insert(header::ETAG, etag);
+    // The gzip form is compressed once per revision and cached, not per request.
+    let gzip = accepts_gzip(&call.headers);
+    let etag = if gzip {
+        &rendered.gzip_etag
+    } else {
+        &rendered.etag
+    };
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
     }
     if let Ok(modified) =
         HeaderValue::from_str(&httpdate::fmt_http_date(rendered.last_modified.into()))
     {
         headers.insert(header::LAST_MODIFIED, modified);
     }
-    if etag_matches(&call.headers, &rendered.etag) {
+    if etag_matches(&call.headers, etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let bytes = if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        rendered.gzipped().clone()
+    } else {
+        rendered.body.clone()
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     let body = if call.method == Method::HEAD {
         Body::empty()
     } else {
-        Body::from(rendered.body.clone())
+        Body::from(bytes)
     };
     Ok((StatusCode::OK, headers, body).into_response())
 }
@@ -533,8 +582,14 @@ fn stage_notice(view: &Value) -> String {
     let field = |k: &str| view.get(k).and_then(Value::as_str).unwrap_or_default();
     let what = format!("{}@{}", field("packageName"), field("version"));
     match field("state") {
-        "staged" => format!("{what}: approvals {}; it stays staged until the rest approve", field("approvals")),
-        "cooling off" => format!("{what}: approved; it goes live at {} unless a maintainer rejects it", field("coolingOffUntil")),
+        "staged" => format!(
+            "{what}: approvals {}; it stays staged until the rest approve",
+            field("approvals")
+        ),
+        "cooling off" => format!(
+            "{what}: approved; it goes live at {} unless a maintainer rejects it",
+            field("coolingOffUntil")
+        ),
         "live" => format!("{what} is live"),
         other => format!("{what} is {other}"),
     }

@@ -134,6 +134,22 @@ async fn gzip_is_served_when_asked() {
     )
     .unwrap();
     assert_eq!(decoded, plain.body);
+    // A strong validator differs per encoding, and each revalidates.
+    let gz_etag = gz.header("etag").unwrap().to_owned();
+    assert_ne!(gz_etag, plain.header("etag").unwrap());
+    let again = app
+        .send(
+            Req::get("/gz-demo")
+                .header("accept-encoding", "gzip")
+                .header("if-none-match", &gz_etag),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    let refused = app
+        .send(Req::get("/gz-demo").header("accept-encoding", "gzip;q=0, identity"))
+        .await;
+    assert_eq!(refused.header("content-encoding"), None);
+    assert_eq!(refused.body, plain.body);
 }
 
 #[tokio::test]
