@@ -54,6 +54,9 @@ pub enum RegistryError {
     GateRefused(airlock_gate::GateRefusal),
     #[error(transparent)]
     InvalidPublish(#[from] PublishError),
+    /// A webhook that cannot be created as asked.
+    #[error(transparent)]
+    InvalidWebhook(#[from] crate::webhooks::WebhookError),
     #[error("the registry's storage failed")]
     Store(#[from] StoreError),
     #[error("the registry's tarball storage failed")]

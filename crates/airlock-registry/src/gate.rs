@@ -95,8 +95,10 @@ fn refused(e: GateRefusal) -> RegistryError {
     RegistryError::GateRefused(e)
 }
 
+/// User names are unique and never change, so they serve as the gate's actor id (and its
+/// refusals name people, not database ids).
 fn actor_of(principal: &Principal) -> Actor {
-    Actor::user(principal.user.id.to_string(), principal.user.name.clone())
+    Actor::user(principal.user.name.clone(), principal.user.name.clone())
 }
 
 impl Registry {
@@ -429,6 +431,19 @@ impl Registry {
             let mut promote = None;
             for effect in &transition.effects {
                 if let Effect::GoLive { tarball_sha512 } = effect {
+                    // An unpublished package stays unpublished: its pending releases are
+                    // rejected by the unpublish, and one racing it must not bring it back.
+                    if self
+                        .packages
+                        .package(&stage.package)
+                        .await?
+                        .is_none_or(|p| p.unpublished_at.is_some())
+                    {
+                        return Err(RegistryError::Conflict(format!(
+                            "`{}` was unpublished; its staged release `{}` cannot go live: reject it",
+                            stage.package, stage.id
+                        )));
+                    }
                     self.check_blob(&stage, tarball_sha512).await?;
                     let description = stage
                         .manifest
@@ -560,7 +575,20 @@ impl Registry {
     /// Who may change the policy of `subject`: a package's maintainers, a scope's owners, the
     /// registry's admins.
     async fn require_policy_owner(&self, principal: &Principal, subject: &str) -> Result<()> {
-        let allowed = if subject == REGISTRY_SUBJECT {
+        if self.owns_subject(principal, subject).await? {
+            Ok(())
+        } else {
+            Err(RegistryError::Forbidden(format!(
+                "you may not change the release policy of `{subject}`: packages by their maintainers, scopes by their owners, `registry` by administrators"
+            )))
+        }
+    }
+
+    /// Whether `principal` owns `subject` (`registry`, `@scope` or a package name): a package's
+    /// maintainers, a scope's owners (and admins), the registry's admins. A package that does
+    /// not exist is `NotFound`.
+    pub(crate) async fn owns_subject(&self, principal: &Principal, subject: &str) -> Result<bool> {
+        Ok(if subject == REGISTRY_SUBJECT {
             principal.user.is_admin
         } else if let Some(scope) = subject.strip_prefix('@').filter(|s| !s.contains('/')) {
             principal.user.is_admin
@@ -580,14 +608,7 @@ impl Registry {
                     )));
                 }
             }
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(RegistryError::Forbidden(format!(
-                "you may not change the release policy of `{subject}`: packages by their maintainers, scopes by their owners, `registry` by administrators"
-            )))
-        }
+        })
     }
 
     /// `GET /-/airlock/v1/policy/{subject}`: the layer and, for packages, the effective policy.
@@ -616,10 +637,11 @@ impl Registry {
                 .map_err(|e| RegistryError::BadRequest(e.to_string()))?
         } else {
             let name = PackageName::parse(subject)?;
-            if let Some(state) = self.packages.package(name.as_str()).await? {
-                if state.access == "restricted" && !principal.is_maintainer(&state) {
-                    return Err(crate::read::not_found(name.as_str()));
-                }
+            if let Some(state) = self.packages.package(name.as_str()).await?
+                && state.access == "restricted"
+                && !principal.is_maintainer(&state)
+            {
+                return Err(crate::read::not_found(name.as_str()));
             }
             self.effective_policy(&name).await?
         };
@@ -670,6 +692,39 @@ impl Registry {
             .await?;
         tracing::info!(policy.subject = subject, actor.name = %principal.user.name, "release policy changed");
         self.show_policy(Some(principal), subject).await
+    }
+
+    /// Rejects every pending release of a package that is being unpublished, so nothing
+    /// staged or cooling off brings it back later.
+    pub(crate) async fn reject_pending_stages(
+        &self,
+        principal: &Principal,
+        name: &PackageName,
+    ) -> Result<()> {
+        let (stages, _) = self
+            .releases
+            .stages_for_maintainer(principal.user.id, Some(name.as_str()), 0, u64::MAX >> 1)
+            .await?;
+        let actor = actor_of(principal);
+        for stage in stages {
+            if state_of(&stage)?.is_terminal() {
+                continue;
+            }
+            let reason = Some("the package was unpublished".to_owned());
+            self.advance_stage(
+                &stage.id,
+                |_| {
+                    Ok(GateEvent::Reject {
+                        actor: actor.clone(),
+                        reason: reason.clone(),
+                        at: self.now(),
+                    })
+                },
+                Some(principal),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Gate events of a stage, oldest first (for audits and the transparency log).

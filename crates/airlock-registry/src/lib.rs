@@ -13,6 +13,7 @@ mod read;
 pub use publish::PublishOutcome;
 mod search;
 mod second_factor;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,11 @@ pub use packument::{Representation, format_rev};
 pub use read::{Packument, TarballStream};
 pub use search::{SearchQuery, SearchResult};
 pub use second_factor::OtpChallenge;
+pub use webhooks::{
+    DELIVERY_TIMEOUT, DeliveryRound, HttpWebhookClient, MAX_DELIVERY_ATTEMPTS, WebhookClient,
+    WebhookClientSetupError, WebhookError, WebhookRequest, WebhookSendError, retry_delay,
+    webhook_signature,
+};
 
 /// Settings the use cases need, validated by the binary before it builds a [`Registry`].
 #[derive(Clone, Debug)]

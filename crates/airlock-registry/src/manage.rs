@@ -288,7 +288,7 @@ impl Registry {
         Self::check_rev(&name, &state, rev)?;
         self.apply(principal, &name, state.rev, PackageChange::UnpublishPackage)
             .await?;
-        Ok(())
+        self.reject_pending_stages(principal, &name).await
     }
 
     /// `DELETE /{name}/-/{filename}/-rev/{rev}`: the last step of npm's unpublish, after the

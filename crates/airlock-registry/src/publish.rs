@@ -48,10 +48,10 @@ impl Registry {
         let mut bytes_stored = false;
         for _ in 0..PUBLISH_ATTEMPTS {
             let state = self.packages.package(url_name.as_str()).await?;
-            if let Some(state) = &state {
-                if self.is_identical_retry(principal, &publish, state) {
-                    return Ok(PublishOutcome::AlreadyPublished);
-                }
+            if let Some(state) = &state
+                && self.is_identical_retry(principal, &publish, state)
+            {
+                return Ok(PublishOutcome::AlreadyPublished);
             }
             let (expected_rev, claim_scope) = self
                 .decide_target(principal, &publish, state.as_ref())

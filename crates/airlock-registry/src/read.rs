@@ -156,7 +156,8 @@ impl Registry {
             .packages
             .package(name.as_str())
             .await?
-            .filter(|s| s.unpublished_at.is_none())
+            // Only staged versions so far: not public yet.
+            .filter(|s| s.unpublished_at.is_none() && s.versions.iter().any(|v| v.is_live()))
             .ok_or_else(|| not_found(name.as_str()))?;
         if state.access == "restricted" && !principal.is_some_and(|p| p.is_maintainer(&state)) {
             return Err(not_found(name.as_str()));

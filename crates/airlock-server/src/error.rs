@@ -65,7 +65,8 @@ impl From<RegistryError> for ApiError {
             | RegistryError::InvalidName(_)
             | RegistryError::InvalidVersion(_)
             | RegistryError::InvalidTag(_)
-            | RegistryError::InvalidPublish(_) => (StatusCode::BAD_REQUEST, None),
+            | RegistryError::InvalidPublish(_)
+            | RegistryError::InvalidWebhook(_) => (StatusCode::BAD_REQUEST, None),
             RegistryError::Store(_) | RegistryError::Blob(_) => {
                 tracing::error!(error = &e as &dyn std::error::Error, "internal error");
                 return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error: the registry logged the details");

@@ -82,6 +82,12 @@ pub enum Route {
     Policy {
         subject: String,
     },
+    /// `POST|GET /-/airlock/v1/hooks`: create webhooks, list them (`?target=`).
+    Hooks,
+    /// `DELETE /-/airlock/v1/hooks/{id}`.
+    Hook {
+        id: String,
+    },
     Package {
         name: String,
     },
@@ -241,6 +247,10 @@ fn parse_dash(segments: &[&str], path: &str) -> Result<Route, RouteError> {
             Some((subject, [])) => Ok(Route::Policy { subject }),
             _ => Err(unknown()),
         },
+        ["airlock", "v1", "hooks"] => Ok(Route::Hooks),
+        ["airlock", "v1", "hooks", id] => Ok(Route::Hook {
+            id: decode(id, path)?,
+        }),
         ["org", scope, "package"] => Ok(Route::OrgPackages {
             scope: decode(scope, path)?,
         }),
@@ -379,6 +389,25 @@ mod tests {
                 subject: "@acme/lib".into()
             }
         );
+    }
+
+    #[test]
+    fn webhook_routes() {
+        assert_eq!(parse("/-/airlock/v1/hooks").unwrap(), Route::Hooks);
+        assert_eq!(parse("/-/airlock/v1/hooks/").unwrap(), Route::Hooks);
+        let id = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+        assert_eq!(
+            parse(&format!("/-/airlock/v1/hooks/{id}")).unwrap(),
+            Route::Hook { id: id.into() }
+        );
+        assert!(matches!(
+            parse("/-/airlock/v1/hooks/%2e%2e"),
+            Err(RouteError::BadSegment(_))
+        ));
+        assert!(matches!(
+            parse(&format!("/-/airlock/v1/hooks/{id}/deliveries")),
+            Err(RouteError::Unknown(_))
+        ));
     }
 
     #[test]

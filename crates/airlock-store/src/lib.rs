@@ -3,6 +3,7 @@
 mod blobs;
 mod sqlite;
 mod time_format;
+mod webhooks;
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,10 @@ use time::OffsetDateTime;
 pub use blobs::{BlobError, TarballBlobs};
 pub use sqlite::SqliteStore;
 pub use time_format::{format_time, parse_time};
+pub use webhooks::{
+    DeliveryRecord, DueDelivery, NewWebhook, WebhookRecord, Webhooks, webhook_event_kinds,
+    webhook_payload, webhook_targets,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -114,7 +119,7 @@ pub enum WebLoginRedeem {
     /// The browser side has not finished yet.
     Pending,
     /// Finished: the token was stored for this user and the login is gone.
-    Redeemed(User),
+    Redeemed(Box<User>),
 }
 
 #[derive(Clone, Debug)]
@@ -474,8 +479,10 @@ pub struct StageUpdate {
     pub promote: Option<Promotion>,
 }
 
+/// Every backend of releases also keeps the webhook outbox: recording a gate event queues its
+/// deliveries in the same transaction.
 #[async_trait]
-pub trait Releases: Send + Sync {
+pub trait Releases: Webhooks + Send + Sync {
     async fn policy(&self, subject: &str) -> StoreResult<Option<serde_json::Value>>;
     /// Stores a policy patch (an empty object removes the layer) and its gate event.
     async fn set_policy(

@@ -2,6 +2,8 @@
 //! serialised in-process and `BEGIN IMMEDIATE` makes other processes wait, not fail) and a small
 //! pool of readers that never block on the writer.
 
+mod webhooks;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -421,7 +423,7 @@ impl Accounts for SqliteStore {
         .await?;
         let user = user_from_row(&row)?;
         tx.commit().await?;
-        Ok(WebLoginRedeem::Redeemed(user))
+        Ok(WebLoginRedeem::Redeemed(Box::new(user)))
     }
 
     async fn tfa(&self, user_id: i64) -> StoreResult<Option<TfaRecord>> {
@@ -1127,7 +1129,11 @@ impl Packages for SqliteStore {
         from: u64,
         size: u64,
     ) -> StoreResult<(Vec<String>, u64)> {
-        let mut filter = String::from("unpublished_at IS NULL AND access = 'public'");
+        // Public packages with a live version: one that is only staged does not exist yet.
+        let mut filter = String::from(
+            "unpublished_at IS NULL AND access = 'public'
+             AND EXISTS (SELECT 1 FROM versions v WHERE v.package_id = packages.id AND v.unpublished_at IS NULL)",
+        );
         for _ in terms {
             filter.push_str(
                 " AND (instr(name, ?) > 0 OR instr(lower(coalesce(description, '')), ?) > 0 OR instr(lower(coalesce(keywords, '')), ?) > 0)",
@@ -1254,9 +1260,9 @@ async fn record_gate_event(
     .bind(&event.sha512_hex)
     .bind(&event.factor)
     .bind(event.detail.to_string())
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(())
+    webhooks::enqueue_deliveries(conn, event).await
 }
 
 #[async_trait]

@@ -1,5 +1,6 @@
 //! The storage contract, run against SQLite. Every method is one transaction; these tests pin
 //! what callers rely on: optimistic revisions, version numbers never reused, one-shot logins.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -276,6 +276,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .local_addr()
         .context("could not read the bound address")?;
     spawn_gate_job(registry.clone(), config.gate_tick);
+    spawn_webhook_worker(registry.clone(), config.gate_tick)?;
     let app = airlock_server::router(
         registry,
         ServerConfig {
@@ -324,6 +325,33 @@ fn spawn_gate_job(registry: Registry, tick: std::time::Duration) {
             }
         }
     });
+}
+
+/// Delivers the webhook outbox (queued with each gate event) in the background, so no request
+/// ever waits on a receiver. Undelivered notifications survive a restart in the database.
+fn spawn_webhook_worker(registry: Registry, tick: std::time::Duration) -> anyhow::Result<()> {
+    let client = airlock_registry::HttpWebhookClient::new()?;
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            match registry.deliver_webhooks(&client).await {
+                Ok(round) if round.is_empty() => {}
+                Ok(round) => tracing::info!(
+                    delivered = round.delivered,
+                    retrying = round.retrying,
+                    gave_up = round.gave_up,
+                    "webhooks sent"
+                ),
+                Err(e) => tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "webhook delivery job failed"
+                ),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Installs the SIGTERM and Ctrl-C handlers now (so a signal that arrives right after the

@@ -245,13 +245,13 @@ async fn cidr_allow_lists_are_enforced() {
     let inside: IpAddr = [10, 1, 2, 3].into();
     let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
     assert_eq!(
-        app.send(Req::get("/-/whoami").token(&token).from_ip(inside))
+        app.send(Req::get("/-/whoami").token(&token).with_peer(inside))
             .await
             .status,
         StatusCode::OK
     );
     assert_eq!(
-        app.send(Req::get("/-/whoami").token(&token).from_ip(mapped))
+        app.send(Req::get("/-/whoami").token(&token).with_peer(mapped))
             .await
             .status,
         StatusCode::OK

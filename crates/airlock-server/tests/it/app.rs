@@ -91,7 +91,7 @@ impl Req {
         self.body = body.into();
         self
     }
-    pub fn from_ip(mut self, ip: IpAddr) -> Self {
+    pub fn with_peer(mut self, ip: IpAddr) -> Self {
         self.peer = ip;
         self
     }
@@ -133,6 +133,12 @@ impl TestApp {
             clock,
             _dir: dir,
         }
+    }
+
+    /// The temp directory holding the database (`airlock.db`) and the tarballs
+    /// (`tarballs/sha512/ab/cd/<hex>`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// The registry's clock as Unix seconds.

@@ -7,19 +7,33 @@ use serde_json::{Value, json};
 
 use crate::app::{Req, TestApp};
 
-/// The clock of `TestApp` as Unix seconds (start of the test plus whatever was advanced).
-fn code_now(app: &TestApp, secret: &TotpSecret) -> String {
+/// The code for the current step of `TestApp`'s clock (start of the test plus whatever was
+/// advanced).
+pub(crate) fn code_now(app: &TestApp, secret: &TotpSecret) -> String {
     let now = app.registry_now();
     secret.code_at_step(now / TOTP_STEP_SECS)
 }
 
-/// Runs npm's enable-2fa exchange; returns the secret and the recovery codes.
+/// Runs npm's enable-2fa exchange for `alice`; returns the secret and the recovery codes.
 async fn enable(app: &TestApp, token: &str, mode: &str) -> (TotpSecret, Vec<String>) {
+    enable_for(app, "alice", token, mode).await
+}
+
+/// Runs npm's enable-2fa exchange for `user` (created by `TestApp::user`, so their password is
+/// `<user>-password`); returns the secret and the recovery codes. The step of the current
+/// code is used up by the enrolment.
+pub(crate) async fn enable_for(
+    app: &TestApp,
+    user: &str,
+    token: &str,
+    mode: &str,
+) -> (TotpSecret, Vec<String>) {
+    let password = format!("{user}-password");
     let r = app
         .send(
             Req::new(Method::POST, "/-/npm/v1/user")
                 .token(token)
-                .json(&json!({ "tfa": { "mode": mode, "password": "alice-password" } })),
+                .json(&json!({ "tfa": { "mode": mode, "password": password } })),
         )
         .await;
     assert_eq!(
@@ -33,17 +47,15 @@ async fn enable(app: &TestApp, token: &str, mode: &str) -> (TotpSecret, Vec<Stri
         .expect("an otpauth:// URI")
         .to_owned();
     assert!(
-        uri.starts_with("otpauth://totp/Airlock:alice?secret="),
+        uri.starts_with(&format!("otpauth://totp/Airlock:{user}?secret=")),
         "{uri}"
     );
     let secret = uri
         .split("secret=")
         .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap();
-    let secret = TotpSecret::from_base32(secret).unwrap();
+        .and_then(|s| s.split('&').next())
+        .expect("a secret in the URI");
+    let secret = TotpSecret::from_base32(secret).expect("a base32 secret");
     let profile = app
         .send(Req::get("/-/npm/v1/user").token(token))
         .await
@@ -71,7 +83,8 @@ async fn enable(app: &TestApp, token: &str, mode: &str) -> (TotpSecret, Vec<Stri
         "{}",
         String::from_utf8_lossy(&r.body)
     );
-    let codes: Vec<String> = serde_json::from_value(r.json()["tfa"].clone()).unwrap();
+    let codes: Vec<String> =
+        serde_json::from_value(r.json()["tfa"].clone()).expect("recovery codes");
     assert_eq!(codes.len(), 10);
     let profile = app
         .send(Req::get("/-/npm/v1/user").token(token))

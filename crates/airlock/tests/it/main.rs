@@ -2,6 +2,7 @@
 //! (and pnpm, yarn 4) in isolated homes, plus raw HTTP for what npm never sends.
 //!
 //! One integration-test binary (`it`), one module per area; every test starts its own server.
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 mod admin;
 mod auth;
@@ -9,8 +10,10 @@ mod authz;
 mod bad_input;
 mod common;
 mod durability;
+mod gate;
 mod install;
 mod manage;
 mod publish;
 mod serve;
+mod webhooks;
 mod wire;
