@@ -7,7 +7,7 @@ use airlock_gate::{
     Actor, Effect, GateEvent, GateRefusal, PolicyLayers, PolicyPatch, PublishMode, ReleasePolicy,
     ReleaseState, StateKind, TarballSha512, apply, due,
 };
-use airlock_npm::{PackageName, parse_publish};
+use airlock_npm::PackageName;
 use airlock_store::{
     GateEventRecord, NewStage, Promotion, StageRecord, StageUpdate, StoreError, format_time,
 };
@@ -154,11 +154,8 @@ impl Registry {
         url_name: &str,
         body: &[u8],
     ) -> Result<String> {
-        let principal = require_principal(principal)?;
-        principal.require_write()?;
-        let url_name = PackageName::parse(url_name)?;
-        principal.require_token_covers(&url_name)?;
-        let publish = parse_publish(&url_name, body, &self.config.tarball_limits)?;
+        let (principal, url_name, publish) =
+            self.checked_publish_body(principal, url_name, body)?;
         let policy = self.effective_policy(&url_name).await?;
         let now = self.now();
         let stager = actor_of(principal);

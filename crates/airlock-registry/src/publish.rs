@@ -37,11 +37,8 @@ impl Registry {
         url_name: &str,
         body: &[u8],
     ) -> Result<PublishOutcome> {
-        let principal = require_principal(principal)?;
-        principal.require_write()?;
-        let url_name = PackageName::parse(url_name)?;
-        principal.require_token_covers(&url_name)?;
-        let publish = parse_publish(&url_name, body, &self.config.tarball_limits)?;
+        let (principal, url_name, publish) =
+            self.checked_publish_body(principal, url_name, body)?;
         self.require_write_factor(principal).await?;
 
         let _serialized = self.locks.lock(url_name.as_str()).await;
@@ -88,6 +85,22 @@ impl Registry {
         Err(RegistryError::Conflict(format!(
             "`{url_name}` is being changed by other requests right now: publish again"
         )))
+    }
+
+    /// What publish and stage both check first: a principal who may write this package, and
+    /// a publish body that holds together.
+    pub(crate) fn checked_publish_body<'p>(
+        &self,
+        principal: Option<&'p Principal>,
+        url_name: &str,
+        body: &[u8],
+    ) -> Result<(&'p Principal, PackageName, VerifiedPublish)> {
+        let principal = require_principal(principal)?;
+        principal.require_write()?;
+        let url_name = PackageName::parse(url_name)?;
+        principal.require_token_covers(&url_name)?;
+        let publish = parse_publish(&url_name, body, &self.config.tarball_limits)?;
+        Ok((principal, url_name, publish))
     }
 
     /// npm retries a PUT on 5xx: the same bytes by the same user shortly after are not a
