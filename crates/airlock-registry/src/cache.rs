@@ -53,23 +53,34 @@ impl Rendered {
     }
 }
 
-/// What a read needs to know about a package besides the document itself.
-#[derive(Debug)]
+/// What a read needs to know about a package, and its documents once rendered.
 pub(crate) struct CachedPackage {
     pub restricted: bool,
     pub maintainer_ids: Vec<i64>,
     /// Live versions: version -> (sha512 hex, size).
     pub tarballs: HashMap<String, (String, u64)>,
-    pub full: Rendered,
-    pub abbreviated: Rendered,
+    /// What the documents are rendered from, on first request: a tarball download never pays
+    /// for rendering a multi-megabyte packument.
+    pub source: Box<dyn Fn(Representation) -> Rendered + Send + Sync>,
+    pub full: OnceLock<Rendered>,
+    pub abbreviated: OnceLock<Rendered>,
+}
+
+impl std::fmt::Debug for CachedPackage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedPackage")
+            .field("restricted", &self.restricted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CachedPackage {
     pub(crate) fn document(&self, representation: Representation) -> &Rendered {
-        match representation {
+        let slot = match representation {
             Representation::Full => &self.full,
             Representation::Abbreviated => &self.abbreviated,
-        }
+        };
+        slot.get_or_init(|| (self.source)(representation))
     }
 }
 

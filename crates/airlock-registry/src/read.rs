@@ -48,21 +48,26 @@ fn build_entry(base_url: &str, name: &PackageName, state: &PackageState) -> Opti
     if state.unpublished_at.is_some() || !state.versions.iter().any(|v| v.is_live()) {
         return None;
     }
-    let serialize = |representation| {
-        let doc = render(base_url, name, state, representation);
-        serde_json::to_vec(&doc).unwrap_or_default()
-    };
+    let tarballs = state
+        .versions
+        .iter()
+        .filter(|v| v.is_live())
+        .map(|v| (v.version.clone(), (v.sha512_hex.clone(), v.size)))
+        .collect::<HashMap<_, _>>();
+    let (base_url, name, state) = (base_url.to_owned(), name.clone(), state.clone());
     Some(CachedPackage {
         restricted: state.access == "restricted",
         maintainer_ids: state.maintainers.iter().map(|m| m.id).collect(),
-        tarballs: state
-            .versions
-            .iter()
-            .filter(|v| v.is_live())
-            .map(|v| (v.version.clone(), (v.sha512_hex.clone(), v.size)))
-            .collect::<HashMap<_, _>>(),
-        full: Rendered::new(serialize(Representation::Full), state.modified_at),
-        abbreviated: Rendered::new(serialize(Representation::Abbreviated), state.modified_at),
+        tarballs,
+        source: Box::new(move |representation| {
+            let doc = render(&base_url, &name, &state, representation);
+            Rendered::new(
+                serde_json::to_vec(&doc).unwrap_or_default(),
+                state.modified_at,
+            )
+        }),
+        full: std::sync::OnceLock::new(),
+        abbreviated: std::sync::OnceLock::new(),
     })
 }
 

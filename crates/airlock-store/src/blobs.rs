@@ -5,9 +5,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{GetResultPayload, ObjectStore, ObjectStoreExt};
+use tokio_util::io::ReaderStream;
+
+/// Chunk size when streaming a tarball from local disk.
+const READ_CHUNK_BYTES: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -86,7 +91,21 @@ impl TarballBlobs {
         match self.store.get(&key).await {
             Ok(result) => {
                 let size = result.meta.size;
-                Ok(Some((size, result.into_stream())))
+                let stream = match result.payload {
+                    // Local files: read in large chunks on the async runtime's file I/O;
+                    // object_store's own stream reads 8 KiB per blocking task.
+                    GetResultPayload::File(file, _) => {
+                        let file = tokio::fs::File::from_std(file);
+                        ReaderStream::with_capacity(file, READ_CHUNK_BYTES)
+                            .map_err(|e| object_store::Error::Generic {
+                                store: "local",
+                                source: Box::new(e),
+                            })
+                            .boxed()
+                    }
+                    GetResultPayload::Stream(stream) => stream,
+                };
+                Ok(Some((size, stream)))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(BlobError::Backend(e)),
