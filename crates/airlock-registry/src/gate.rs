@@ -442,22 +442,7 @@ impl Registry {
                         )));
                     }
                     self.check_blob(&stage, tarball_sha512).await?;
-                    let description = stage
-                        .manifest
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    let keywords = stage
-                        .manifest
-                        .get("keywords")
-                        .and_then(Value::as_array)
-                        .map(|k| {
-                            k.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::to_lowercase)
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let (description, keywords) = crate::publish::search_fields(&stage.manifest);
                     let at = match &transition.state {
                         ReleaseState::Live { at, .. } => *at,
                         _ => event.at(),

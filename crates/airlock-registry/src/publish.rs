@@ -182,20 +182,7 @@ impl Registry {
         for key in SERVER_OWNED_KEYS {
             manifest.remove(*key);
         }
-        let description = manifest
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let keywords = manifest
-            .get("keywords")
-            .and_then(Value::as_array)
-            .map(|k| {
-                k.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_lowercase)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let (description, keywords) = search_fields(&manifest);
         PublishPlan {
             name: publish.name.to_string(),
             scope: publish.name.scope().map(str::to_owned),
@@ -222,4 +209,26 @@ impl Registry {
             now: self.now(),
         }
     }
+}
+
+/// What search and the package row keep from a manifest: the description and the keywords
+/// (lower-cased).
+pub(crate) fn search_fields(
+    manifest: &serde_json::Map<String, Value>,
+) -> (Option<String>, Vec<String>) {
+    let description = manifest
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let keywords = manifest
+        .get("keywords")
+        .and_then(Value::as_array)
+        .map(|k| {
+            k.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    (description, keywords)
 }
