@@ -352,6 +352,15 @@ impl Registry {
         })
     }
 
+    /// A stage the principal may approve or reject: visible to them, and their token may write
+    /// (not read-only, and a package-limited token must cover the package).
+    async fn decidable_stage(&self, principal: &Principal, id: &str) -> Result<StageRecord> {
+        principal.require_write()?;
+        let stage = self.visible_stage(principal, id).await?;
+        principal.require_token_covers(&PackageName::parse(&stage.package)?)?;
+        Ok(stage)
+    }
+
     /// `POST /-/stage/{id}/approve`: a maintainer approves with a fresh second factor.
     pub async fn approve_stage(
         &self,
@@ -359,8 +368,7 @@ impl Registry {
         id: &str,
     ) -> Result<StageView> {
         let principal = require_principal(principal)?;
-        principal.require_write()?;
-        let stage = self.visible_stage(principal, id).await?;
+        let stage = self.decidable_stage(principal, id).await?;
         let factor = self
             .verify_second_factor(&principal.user, principal.otp.as_deref())
             .await?;
@@ -387,8 +395,7 @@ impl Registry {
         reason: Option<String>,
     ) -> Result<StageView> {
         let principal = require_principal(principal)?;
-        principal.require_write()?;
-        let stage = self.visible_stage(principal, id).await?;
+        let stage = self.decidable_stage(principal, id).await?;
         let factor = self
             .verify_second_factor(&principal.user, principal.otp.as_deref())
             .await?;

@@ -1133,7 +1133,7 @@ async fn stage_list_filters_by_package_and_pages() {
 }
 
 #[tokio::test]
-async fn read_only_and_other_package_tokens_cannot_stage() {
+async fn read_only_and_other_package_tokens_cannot_stage_or_decide() {
     let app = TestApp::new().await;
     let alice = person(&app, "alice", true).await;
     package(&app, "guarded", &alice, &[]).await;
@@ -1162,6 +1162,11 @@ async fn read_only_and_other_package_tokens_cannot_stage() {
     }
     let id = staged(&app, &alice.token, &body).await;
     let r = approve_with(&app, &read_only, &id, Some(&alice.otp(&app))).await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+    // A token limited to other packages cannot approve or reject this one either.
+    let r = approve_with(&app, &elsewhere, &id, Some(&alice.otp(&app))).await;
+    assert_status(&r, StatusCode::FORBIDDEN);
+    let r = reject_with(&app, &elsewhere, &id, Some(&alice.otp(&app))).await;
     assert_status(&r, StatusCode::FORBIDDEN);
     assert_eq!(view(&app, &alice.token, &id).await["state"], "staged");
 }
