@@ -680,10 +680,8 @@ async fn load_package(
             Ok(serde_json::Value::Object(map)) => map,
             _ => return Err(StoreError::Corrupt(format!("manifest of {name}@{version}"))),
         };
-        let count = |col: &str| -> StoreResult<u64> {
-            let n: i64 = row.try_get(col)?;
-            u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{col} of {name}@{version}")))
-        };
+        let what = format!("{name}@{version}");
+        let count = |col: &str| count_col(row, col, &what);
         state.versions.push(VersionRecord {
             manifest,
             integrity: row.try_get("integrity")?,
@@ -692,11 +690,7 @@ async fn load_package(
             size: count("size")?,
             file_count: count("file_count")?,
             unpacked_size: count("unpacked_size")?,
-            publisher: Person {
-                id: row.try_get("uid")?,
-                name: row.try_get("uname")?,
-                email: row.try_get("uemail")?,
-            },
+            publisher: person_cols(row)?,
             published_at: time_col(row, "published_at")?,
             deprecated: row.try_get("deprecated")?,
             unpublished_at: opt_time_col(row, "unpublished_at")?,
@@ -1199,6 +1193,21 @@ async fn replace_tags(
     Ok(())
 }
 
+/// A non-negative count column (sizes, file counts) of the row describing `what`.
+fn count_col(row: &SqliteRow, col: &str, what: &str) -> StoreResult<u64> {
+    let n: i64 = row.try_get(col)?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{col} of {what}")))
+}
+
+/// The user joined in as `uid`, `uname`, `uemail` (publisher of a version, stager of a stage).
+fn person_cols(row: &SqliteRow) -> StoreResult<Person> {
+    Ok(Person {
+        id: row.try_get("uid")?,
+        name: row.try_get("uname")?,
+        email: row.try_get("uemail")?,
+    })
+}
+
 fn stage_from_row(row: &SqliteRow) -> StoreResult<StageRecord> {
     let id: String = row.try_get("id")?;
     let manifest: String = row.try_get("manifest")?;
@@ -1209,10 +1218,8 @@ fn stage_from_row(row: &SqliteRow) -> StoreResult<StageRecord> {
     let state: String = row.try_get("state")?;
     let state = serde_json::from_str(&state)
         .map_err(|_| StoreError::Corrupt(format!("state of stage {id}")))?;
-    let count = |col: &str| -> StoreResult<u64> {
-        let n: i64 = row.try_get(col)?;
-        u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{col} of stage {id}")))
-    };
+    let what = format!("stage {id}");
+    let count = |col: &str| count_col(row, col, &what);
     Ok(StageRecord {
         package: row.try_get("package")?,
         version: row.try_get("version")?,
@@ -1224,11 +1231,7 @@ fn stage_from_row(row: &SqliteRow) -> StoreResult<StageRecord> {
         size: count("size")?,
         file_count: count("file_count")?,
         unpacked_size: count("unpacked_size")?,
-        stager: Person {
-            id: row.try_get("uid")?,
-            name: row.try_get("uname")?,
-            email: row.try_get("uemail")?,
-        },
+        stager: person_cols(row)?,
         created_at: time_col(row, "created_at")?,
         state_kind: row.try_get("state_kind")?,
         state,
