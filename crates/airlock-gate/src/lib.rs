@@ -17,8 +17,9 @@ pub use event::{EventKind, GateEvent};
 pub use machine::{Effect, Notice, Transition, apply, due, replay};
 pub use policy::{
     DEFAULT_STAGE_TTL, LayerError, MAX_APPROVALS, MAX_COOLING_OFF, MAX_STAGE_TTL, MIN_STAGE_TTL,
-    PolicyError, PolicyLayer, PolicyLayers, PolicyPatch, PublishMode, ReleasePolicy,
+    PolicyError, PolicyLayer, PolicyLayers, PolicyPatch, ProvenanceChange, PublishMode,
+    ReleasePolicy,
 };
 pub use refusal::GateRefusal;
-pub use risk::{RiskSignal, escalate};
+pub use risk::{ProvenanceIdentity, RiskSignal, escalate, provenance_signals};
 pub use state::{Approval, ReleaseState, StagedRelease, StateKind};

@@ -78,11 +78,60 @@ pub struct ReleasePolicy {
     /// [`escalate`](crate::escalate)); empty for a configured policy.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub escalated_by: BTreeSet<RiskSignal>,
+    /// Whether every version must carry verified provenance (a Sigstore bundle). Off by
+    /// default; written only when on, so stored states keep their shape.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_provenance: bool,
+    /// Whether a version may not drop the provenance the newest live version had, or bring
+    /// provenance from another repository or workflow (see
+    /// [`provenance_signals`](crate::provenance_signals)). On by default; written only when off.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub downgrade_protection: bool,
+    /// A provenance change a maintainer declared in advance for one package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance_change: Option<ProvenanceChange>,
+}
+
+/// A provenance change declared before the release that makes it, so downgrade protection lets
+/// it through: the package moves to another repository or workflow, or stops publishing with
+/// provenance. Set through the package's policy (owner and second factor, logged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceChange {
+    /// The next versions may come without provenance.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_missing: bool,
+    /// The repository provenance may come from from now on: `owner/repo` or its URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_repository: Option<String>,
+    /// The workflow provenance may come from from now on: its file name (`release.yml`) or
+    /// path in the repository (`.github/workflows/release.yml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_workflow: Option<String>,
+}
+
+impl ProvenanceChange {
+    /// Whether the declaration says anything.
+    pub fn is_empty(&self) -> bool {
+        *self == ProvenanceChange::default()
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Default for ReleasePolicy {
     /// Direct publishing, one approval for staged releases, no cooling-off, no expedite, stages
-    /// open for [`DEFAULT_STAGE_TTL`].
+    /// open for [`DEFAULT_STAGE_TTL`], provenance optional but never silently dropped.
     fn default() -> ReleasePolicy {
         ReleasePolicy {
             publish: PublishMode::Direct,
@@ -91,6 +140,9 @@ impl Default for ReleasePolicy {
             expedite: false,
             stage_ttl: DEFAULT_STAGE_TTL,
             escalated_by: BTreeSet::new(),
+            require_provenance: false,
+            downgrade_protection: true,
+            provenance_change: None,
         }
     }
 }
@@ -217,6 +269,15 @@ pub struct PolicyPatch {
         with = "optional_seconds"
     )]
     pub stage_ttl: Option<Duration>,
+    /// Overrides [`ReleasePolicy::require_provenance`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_provenance: Option<bool>,
+    /// Overrides [`ReleasePolicy::downgrade_protection`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downgrade_protection: Option<bool>,
+    /// Overrides [`ReleasePolicy::provenance_change`]; an empty declaration clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance_change: Option<ProvenanceChange>,
 }
 
 impl PolicyPatch {
@@ -249,6 +310,15 @@ impl PolicyPatch {
             expedite: self.expedite.unwrap_or(policy.expedite),
             stage_ttl: self.stage_ttl.unwrap_or(policy.stage_ttl),
             escalated_by: policy.escalated_by,
+            require_provenance: self.require_provenance.unwrap_or(policy.require_provenance),
+            downgrade_protection: self
+                .downgrade_protection
+                .unwrap_or(policy.downgrade_protection),
+            provenance_change: match &self.provenance_change {
+                Some(change) if change.is_empty() => None,
+                Some(change) => Some(change.clone()),
+                None => policy.provenance_change,
+            },
         }
     }
 }
@@ -513,6 +583,9 @@ mod tests {
                 expedite: true,
                 stage_ttl: DEFAULT_STAGE_TTL,
                 escalated_by: BTreeSet::new(),
+                require_provenance: false,
+                downgrade_protection: true,
+                provenance_change: None,
             })
         );
     }
@@ -624,5 +697,67 @@ mod tests {
             r#"{"approvals":2,"cooling_off_seconds":3600}"#
         );
         assert!(serde_json::from_str::<PolicyPatch>(r#"{"aprovals": 2}"#).is_err());
+    }
+
+    #[test]
+    fn downgrade_protection_is_on_and_provenance_optional_by_default() {
+        let policy = ReleasePolicy::default();
+        assert!(policy.downgrade_protection);
+        assert!(!policy.require_provenance);
+        assert_eq!(policy.provenance_change, None);
+        // A state stored before these fields existed reads back with the defaults.
+        let stored = serde_json::json!({
+            "publish": "direct", "approvals": 1, "cooling_off_seconds": 0,
+            "expedite": false, "stage_ttl_seconds": 604_800,
+        });
+        assert_eq!(
+            serde_json::from_value::<ReleasePolicy>(stored.clone()).unwrap(),
+            policy
+        );
+        assert_eq!(serde_json::to_value(&policy).unwrap(), stored);
+    }
+
+    #[test]
+    fn provenance_settings_layer_and_an_empty_declaration_clears() {
+        let change = ProvenanceChange {
+            expected_repository: Some("acme/new".into()),
+            ..ProvenanceChange::default()
+        };
+        let layers = PolicyLayers {
+            registry: Some(PolicyPatch {
+                require_provenance: Some(true),
+                ..patch()
+            }),
+            scope: Some(PolicyPatch {
+                provenance_change: Some(change.clone()),
+                ..patch()
+            }),
+            package: Some(PolicyPatch {
+                downgrade_protection: Some(false),
+                ..patch()
+            }),
+        };
+        let policy = layers.effective().unwrap();
+        assert!(policy.require_provenance);
+        assert!(!policy.downgrade_protection);
+        assert_eq!(policy.provenance_change, Some(change));
+
+        let cleared = PolicyPatch {
+            provenance_change: Some(ProvenanceChange::default()),
+            ..patch()
+        }
+        .over(policy);
+        assert_eq!(cleared.provenance_change, None);
+
+        let parsed: PolicyPatch = serde_json::from_str(
+            r#"{"require_provenance": true, "provenance_change": {"allow_missing": true}}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.require_provenance, Some(true));
+        assert!(parsed.provenance_change.unwrap().allow_missing);
+        assert!(
+            serde_json::from_str::<PolicyPatch>(r#"{"provenance_change": {"alow_missing": true}}"#)
+                .is_err()
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod name;
 pub mod publish;
 pub mod tag;
 pub mod tarball;
+pub mod trust;
 pub mod version;
 
 #[cfg(test)]
@@ -18,6 +19,9 @@ pub use publish::{
 };
 pub use tag::{DistTag, TagError};
 pub use tarball::{TarballError, TarballInfo, TarballLimits, inspect};
+pub use trust::{
+    Permission, Provider, TrustError, TrustRequest, TrustRule, parse_trust_request, ref_matches,
+};
 pub use version::{VersionError, parse_version};
 
 /// The `semver` crate whose [`semver::Version`] this crate's API uses.

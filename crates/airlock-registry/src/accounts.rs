@@ -605,6 +605,7 @@ impl Registry {
             user,
             token: principal.token.clone(),
             otp: None,
+            publisher: None,
         }))
         .await
     }

@@ -9,6 +9,7 @@ use ipnet::IpNet;
 
 use crate::Registry;
 use crate::error::{RegistryError, Result};
+use crate::trusted_publishing::PublisherGrant;
 
 /// Credentials as presented in an `Authorization` header, not yet checked.
 pub enum Credentials {
@@ -33,11 +34,19 @@ pub struct Principal {
     pub token: Option<TokenRecord>,
     /// The one-time password sent with the request (`npm-otp`), not yet checked.
     pub otp: Option<String>,
+    /// Set for a trusted-publishing credential: its authority (one package, some
+    /// permissions). `user` is then the maintainer who configured the publisher, accountable
+    /// for it; the credential acts only through [`PublisherGrant`], never as that user.
+    pub publisher: Option<PublisherGrant>,
 }
 
 impl Principal {
     /// May this principal change packages at all?
     pub(crate) fn require_write(&self) -> Result<()> {
+        // A trusted publisher's permissions are checked by `PublisherGrant::require`.
+        if self.publisher.is_some() {
+            return Ok(());
+        }
         match &self.token {
             Some(token) if token.readonly => Err(RegistryError::ReadOnlyToken),
             _ => Ok(()),
@@ -46,6 +55,9 @@ impl Principal {
 
     /// May this principal's token touch `name` (granular tokens list packages and `@scope`s)?
     pub(crate) fn require_token_covers(&self, name: &PackageName) -> Result<()> {
+        if let Some(grant) = &self.publisher {
+            return grant.require_package(name);
+        }
         let Some(allowed) = self.token.as_ref().and_then(|t| t.packages.as_ref()) else {
             return Ok(());
         };
@@ -63,7 +75,19 @@ impl Principal {
         }
     }
 
+    /// Who acts, for logs: the user, or the trusted publisher's CI identity.
+    pub(crate) fn actor_name(&self) -> String {
+        self.publisher
+            .as_ref()
+            .map_or_else(|| self.user.name.clone(), |g| g.actor().name)
+    }
+
+    /// A trusted publisher counts as a maintainer of its one package (for publishing and
+    /// staging only: the server lets its credential reach nothing else).
     pub(crate) fn is_maintainer(&self, state: &PackageState) -> bool {
+        if let Some(grant) = &self.publisher {
+            return grant.package == state.name;
+        }
         state.maintainers.iter().any(|m| m.id == self.user.id)
     }
 
@@ -102,11 +126,11 @@ impl Registry {
             None => Ok(None),
             Some(Credentials::Bearer(presented)) => {
                 let token = ApiToken::parse(&presented).map_err(|_| RegistryError::InvalidToken)?;
-                let (record, user) = self
-                    .accounts
-                    .token_by_hash(&token.hash().to_hex(), self.now())
-                    .await?
-                    .ok_or(RegistryError::InvalidToken)?;
+                let hash = token.hash().to_hex();
+                let Some((record, user)) = self.accounts.token_by_hash(&hash, self.now()).await?
+                else {
+                    return self.publisher_principal(&hash).await.map(Some);
+                };
                 if let Some(cidrs) = &record.cidr_whitelist {
                     let allowed = cidrs
                         .iter()
@@ -120,6 +144,7 @@ impl Registry {
                     user,
                     token: Some(record),
                     otp,
+                    publisher: None,
                 }))
             }
             Some(Credentials::Basic { username, password }) => {
@@ -128,9 +153,29 @@ impl Registry {
                     user,
                     token: None,
                     otp,
+                    publisher: None,
                 }))
             }
         }
+    }
+
+    /// A trusted-publishing credential (minted by the OIDC exchange), or an invalid token.
+    async fn publisher_principal(&self, hash: &str) -> Result<Principal> {
+        let (grant, configured_by) = self
+            .publisher_grant(hash)
+            .await?
+            .ok_or(RegistryError::InvalidToken)?;
+        let user = self
+            .accounts
+            .user_by_id(configured_by)
+            .await?
+            .ok_or(RegistryError::InvalidToken)?;
+        Ok(Principal {
+            user,
+            token: None,
+            otp: None,
+            publisher: Some(grant),
+        })
     }
 
     /// The user with this name and password. Unknown users and wrong passwords answer the same.

@@ -57,10 +57,30 @@ pub enum RegistryError {
     /// A webhook that cannot be created as asked.
     #[error(transparent)]
     InvalidWebhook(#[from] crate::webhooks::WebhookError),
+    /// The OIDC token exchange refused the ID token.
+    #[error(transparent)]
+    ExchangeRefused(crate::trusted_publishing::ExchangeRefusal),
+    #[error(transparent)]
+    InvalidTrust(#[from] airlock_npm::TrustError),
+    /// The publish's provenance did not verify, or breaks the package's provenance policy.
+    #[error(transparent)]
+    ProvenanceRefused(Box<crate::provenance::ProvenanceRefusal>),
     #[error("the registry's storage failed")]
     Store(#[from] StoreError),
     #[error("the registry's tarball storage failed")]
     Blob(#[from] BlobError),
+    /// The signing keyring file could not be read or written.
+    #[error("the registry's signing keyring failed")]
+    Keyring(#[from] airlock_store::KeyringFileError),
+    /// The keyring holds something unusable, or signing failed.
+    #[error("the registry's signing keys cannot be used")]
+    Signing(#[from] airlock_trust::SigningError),
+}
+
+impl From<crate::provenance::ProvenanceRefusal> for RegistryError {
+    fn from(refusal: crate::provenance::ProvenanceRefusal) -> Self {
+        RegistryError::ProvenanceRefused(Box::new(refusal))
+    }
 }
 
 pub(crate) type Result<T, E = RegistryError> = std::result::Result<T, E>;

@@ -5,7 +5,7 @@
 
 use airlock_gate::{
     Actor, Effect, GateEvent, GateRefusal, PolicyLayers, PolicyPatch, PublishMode, ReleasePolicy,
-    ReleaseState, StateKind, TarballSha512, apply, due,
+    ReleaseState, RiskSignal, StateKind, TarballSha512, apply, due, escalate,
 };
 use airlock_npm::PackageName;
 use airlock_store::{
@@ -98,6 +98,9 @@ fn refused(e: GateRefusal) -> RegistryError {
 /// User names are unique and never change, so they serve as the gate's actor id (and its
 /// refusals name people, not database ids).
 fn actor_of(principal: &Principal) -> Actor {
+    if let Some(grant) = &principal.publisher {
+        return grant.actor();
+    }
     Actor::user(principal.user.name.clone(), principal.user.name.clone())
 }
 
@@ -130,11 +133,15 @@ impl Registry {
             .map_err(|e| RegistryError::BadRequest(e.to_string()))
     }
 
-    /// Refuses a direct publish where the policy says releases must be staged.
-    pub(crate) async fn require_direct_publish_allowed(&self, name: &PackageName) -> Result<()> {
+    /// Refuses a direct publish where the policy says releases must be staged; returns the
+    /// policy otherwise.
+    pub(crate) async fn require_direct_publish_allowed(
+        &self,
+        name: &PackageName,
+    ) -> Result<ReleasePolicy> {
         let policy = self.effective_policy(name).await?;
         match policy.publish {
-            PublishMode::Direct => Ok(()),
+            PublishMode::Direct => Ok(policy),
             PublishMode::Staged => Err(RegistryError::Forbidden(format!(
                 "`{name}` only accepts staged releases: run `npm stage publish`, then have {} approve it with `npm stage approve`",
                 if policy.approvals > 1 {
@@ -156,20 +163,14 @@ impl Registry {
     ) -> Result<String> {
         let (principal, url_name, publish) =
             self.checked_publish_body(principal, url_name, body)?;
-        let policy = self.effective_policy(&url_name).await?;
+        if let Some(grant) = &principal.publisher {
+            grant.require(&url_name, airlock_npm::Permission::Stage)?;
+        }
+        let provenance = self.verify_provenance(principal, &publish).await?;
+        let configured = self.effective_policy(&url_name).await?;
         let now = self.now();
         let stager = actor_of(principal);
         let sha512 = TarballSha512::from_bytes(publish.digests.sha512);
-        let transition = apply(
-            None,
-            &GateEvent::Stage {
-                stager: stager.clone(),
-                tarball_sha512: sha512,
-                policy: policy.clone(),
-                at: now,
-            },
-        )
-        .map_err(refused)?;
         let _serialized = self.locks.lock(url_name.as_str()).await;
         let mut bytes_stored = false;
         for _ in 0..STAGE_ATTEMPTS {
@@ -177,6 +178,27 @@ impl Registry {
             let (expected_rev, claim_scope) = self
                 .decide_target(principal, &publish, state.as_ref())
                 .await?;
+            // A staged release goes past maintainers anyway: a provenance downgrade is not
+            // refused but raises the bar (one more approver), and the stage shows why.
+            let signals: Vec<RiskSignal> = self
+                .provenance_risks(&url_name, &configured, state.as_ref(), provenance.as_ref())?
+                .into_iter()
+                .map(|(signal, refusal)| {
+                    tracing::warn!(package.name = %url_name, package.version = %publish.version, reason = %refusal, "provenance risk: release escalated");
+                    signal
+                })
+                .collect();
+            let policy = escalate(&configured, &signals);
+            let transition = apply(
+                None,
+                &GateEvent::Stage {
+                    stager: stager.clone(),
+                    tarball_sha512: sha512,
+                    policy: policy.clone(),
+                    at: now,
+                },
+            )
+            .map_err(refused)?;
             if !bytes_stored {
                 self.blobs
                     .put(
@@ -187,7 +209,8 @@ impl Registry {
                 bytes_stored = true;
             }
             let id = uuid::Uuid::new_v4().to_string();
-            let plan = self.plan(principal, &publish, expected_rev, claim_scope);
+            let mut plan = self.plan(principal, &publish, expected_rev, claim_scope);
+            plan.version.provenance = provenance.as_ref().map(|p| p.stored.clone());
             let stage = NewStage {
                 id: id.clone(),
                 name: plan.name,
@@ -205,8 +228,8 @@ impl Registry {
                     stage_id: Some(id.clone()),
                     subject: url_name.to_string(),
                     kind: "staged".into(),
-                    actor_id: Some(principal.user.id),
-                    actor_name: Some(principal.user.name.clone()),
+                    actor_id: principal.publisher.is_none().then_some(principal.user.id),
+                    actor_name: Some(stager.name.clone()),
                     at: now,
                     sha512_hex: Some(publish.digests.sha512_hex()),
                     factor: None,
@@ -217,7 +240,7 @@ impl Registry {
             match self.releases.create_stage(stage).await {
                 Ok(()) => {
                     self.cache.invalidate(url_name.as_str());
-                    tracing::info!(package.name = %url_name, package.version = %publish.version, stage.id = %id, actor.name = %principal.user.name, "staged");
+                    tracing::info!(package.name = %url_name, package.version = %publish.version, stage.id = %id, actor.name = %stager.name, "staged");
                     return Ok(id);
                 }
                 Err(StoreError::Conflict) => continue,
@@ -257,7 +280,7 @@ impl Registry {
             "version": stage.version,
             "tag": stage.tag,
             "createdAt": format_time(stage.created_at),
-            "actor": stage.stager.name,
+            "actor": release.stager.name,
             "actorType": if release.stager.is_user() { "user" } else { "ci" },
             "shasum": stage.shasum,
             "integrity": stage.integrity,
@@ -458,6 +481,11 @@ impl Registry {
                         description,
                         keywords,
                         at,
+                        signature: self.sign_version(
+                            &stage.package,
+                            &stage.version,
+                            &stage.integrity,
+                        )?,
                     });
                 }
             }
@@ -634,7 +662,11 @@ impl Registry {
             }
             self.effective_policy(&name).await?
         };
-        out["effective"] = serde_json::to_value(effective).unwrap_or(Value::Null);
+        let mut effective_json = serde_json::to_value(&effective).unwrap_or(Value::Null);
+        // Stored states omit these at their defaults; show them here.
+        effective_json["require_provenance"] = json!(effective.require_provenance);
+        effective_json["downgrade_protection"] = json!(effective.downgrade_protection);
+        out["effective"] = effective_json;
         Ok(out)
     }
 
@@ -650,12 +682,19 @@ impl Registry {
         principal.require_write()?;
         let patch: PolicyPatch = serde_json::from_slice(body).map_err(|e| {
             RegistryError::BadRequest(format!(
-                "the policy is not valid ({e}): send JSON with any of publish (\"direct\"|\"staged\"), approvals, cooling_off_seconds, expedite, stage_ttl_seconds"
+                "the policy is not valid ({e}): send JSON with any of publish (\"direct\"|\"staged\"), approvals, cooling_off_seconds, expedite, stage_ttl_seconds, require_provenance, downgrade_protection, provenance_change ({{allow_missing, expected_repository, expected_workflow}})"
             ))
         })?;
         patch
             .validate()
             .map_err(|e| RegistryError::BadRequest(e.to_string()))?;
+        if patch.provenance_change.is_some()
+            && (subject == REGISTRY_SUBJECT || subject.starts_with('@') && !subject.contains('/'))
+        {
+            return Err(RegistryError::BadRequest(format!(
+                "a provenance change is declared for one package, not for `{subject}`: set provenance_change on the package's policy"
+            )));
+        }
         self.require_policy_owner(principal, subject).await?;
         let factor = self
             .verify_second_factor(&principal.user, principal.otp.as_deref())

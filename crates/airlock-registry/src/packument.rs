@@ -71,13 +71,33 @@ pub(crate) fn tarball_url(base_url: &str, name: &PackageName, version: &str) -> 
 }
 
 fn dist(base_url: &str, name: &PackageName, v: &VersionRecord) -> Value {
-    json!({
+    let mut dist = json!({
         "integrity": v.integrity,
         "shasum": v.shasum,
         "tarball": tarball_url(base_url, name, &v.version),
         "fileCount": v.file_count,
         "unpackedSize": v.unpacked_size,
-    })
+    });
+    // npmjs's shape: a list, so a registry can sign with more than one key at once.
+    if let Some(signature) = &v.signature {
+        dist["signatures"] = json!([{ "keyid": signature.keyid, "sig": signature.sig }]);
+    }
+    // Where `npm audit signatures` finds the verified provenance (protocol §6).
+    if let Some(provenance) = &v.provenance {
+        dist["attestations"] = json!({
+            "url": attestations_url(base_url, name, &v.version),
+            "provenance": { "predicateType": provenance.predicate_type },
+        });
+    }
+    dist
+}
+
+/// `<base>-/npm/v1/attestations/@scope%2fname@1.0.0`, as npmjs spells it.
+fn attestations_url(base_url: &str, name: &PackageName, version: &str) -> String {
+    format!(
+        "{base_url}-/npm/v1/attestations/{}@{version}",
+        name.as_str().replacen('/', "%2f", 1)
+    )
 }
 
 fn has_install_script(manifest: &Map<String, Value>) -> bool {
@@ -97,7 +117,11 @@ fn full_version(
     object.remove("readme");
     object.remove("readmeFilename");
     object.insert("_id".into(), json!(format!("{name}@{}", v.version)));
-    object.insert("_npmUser".into(), person(&v.publisher));
+    // A stored `_npmUser` was written by the registry (clients' are stripped at publish): a
+    // trusted publisher's identity. Otherwise the publishing user.
+    if !object.contains_key("_npmUser") {
+        object.insert("_npmUser".into(), person(&v.publisher));
+    }
     object.insert(
         "maintainers".into(),
         state.maintainers.iter().map(person).collect(),

@@ -1,6 +1,6 @@
 //! `npm publish`: check the body, decide, store the bytes, then commit the version.
 
-use airlock_npm::{Access, PackageName, VerifiedPublish, parse_publish};
+use airlock_npm::{Access, PackageName, Permission, VerifiedPublish, parse_publish};
 use airlock_store::{NewVersion, PackageState, PublishPlan, StoreError};
 use serde_json::Value;
 
@@ -39,12 +39,18 @@ impl Registry {
     ) -> Result<PublishOutcome> {
         let (principal, url_name, publish) =
             self.checked_publish_body(principal, url_name, body)?;
-        self.require_write_factor(principal).await?;
+        match &principal.publisher {
+            Some(grant) => grant.require(&url_name, Permission::Publish)?,
+            None => {
+                self.require_write_factor(principal).await?;
+            }
+        }
+        let provenance = self.verify_provenance(principal, &publish).await?;
 
         let _serialized = self.locks.lock(url_name.as_str()).await;
         let mut bytes_stored = false;
         for _ in 0..PUBLISH_ATTEMPTS {
-            let state = self.packages.package(url_name.as_str()).await?;
+            let state = self.load_state(url_name.as_str()).await?;
             if let Some(state) = &state
                 && self.is_identical_retry(principal, &publish, state)
             {
@@ -53,7 +59,15 @@ impl Registry {
             let (expected_rev, claim_scope) = self
                 .decide_target(principal, &publish, state.as_ref())
                 .await?;
-            self.require_direct_publish_allowed(&url_name).await?;
+            let policy = self.require_direct_publish_allowed(&url_name).await?;
+            // A direct publish has no gate to escalate to: a provenance downgrade is refused.
+            if let Some((_, refusal)) = self
+                .provenance_risks(&url_name, &policy, state.as_ref(), provenance.as_ref())?
+                .into_iter()
+                .next()
+            {
+                return Err(RegistryError::from(refusal));
+            }
             if !bytes_stored {
                 // The bytes go first: a crash after this leaves an unreferenced blob, never a
                 // version without its tarball.
@@ -65,14 +79,17 @@ impl Registry {
                     .await?;
                 bytes_stored = true;
             }
-            match self
-                .packages
-                .publish(self.plan(principal, &publish, expected_rev, claim_scope))
-                .await
-            {
+            let mut plan = self.plan(principal, &publish, expected_rev, claim_scope);
+            plan.version.provenance = provenance.as_ref().map(|p| p.stored.clone());
+            plan.signature = Some(self.sign_version(
+                &plan.name,
+                &plan.version.version,
+                &plan.version.integrity,
+            )?);
+            match self.packages.publish(plan).await {
                 Ok(_) => {
                     self.cache.invalidate(url_name.as_str());
-                    tracing::info!(package.name = %url_name, package.version = %publish.version, actor.name = %principal.user.name, "published");
+                    tracing::info!(package.name = %url_name, package.version = %publish.version, actor.name = %principal.actor_name(), "published");
                     return Ok(PublishOutcome::Published);
                 }
                 Err(StoreError::Conflict) => continue,
@@ -182,6 +199,9 @@ impl Registry {
         for key in SERVER_OWNED_KEYS {
             manifest.remove(*key);
         }
+        if let Some(grant) = &principal.publisher {
+            manifest.insert("_npmUser".into(), grant.npm_user());
+        }
         let (description, keywords) = search_fields(&manifest);
         PublishPlan {
             name: publish.name.to_string(),
@@ -202,11 +222,14 @@ impl Registry {
                 file_count: publish.tarball_info.file_count,
                 unpacked_size: publish.tarball_info.unpacked_size,
                 publisher_id: principal.user.id,
+                provenance: None,
             },
             tag: publish.tag.to_string(),
             description,
             keywords,
             now: self.now(),
+            // Only a publish that makes the version live signs it (a stage signs on promotion).
+            signature: None,
         }
     }
 }

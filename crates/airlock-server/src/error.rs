@@ -1,7 +1,7 @@
 //! Turning registry errors into npm-compatible responses: `{"error": "..."}` (npm prints
 //! `body.error`), the right status, and `www-authenticate` where npm reacts to it.
 
-use airlock_registry::RegistryError;
+use airlock_registry::{ExchangeRefusal, ProvenanceRefusal, RegistryError};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -61,13 +61,47 @@ impl From<RegistryError> for ApiError {
             // A refusal by the release gate: the release's state or policy does not allow it.
             RegistryError::GateRefused(_) => (StatusCode::FORBIDDEN, None),
             RegistryError::Conflict(_) => (StatusCode::CONFLICT, None),
+            RegistryError::ExchangeRefused(refusal) => (
+                match refusal {
+                    ExchangeRefusal::NoIdToken
+                    | ExchangeRefusal::WrongIssuer { .. }
+                    | ExchangeRefusal::IssuerRemoved(_)
+                    | ExchangeRefusal::InvalidIdToken(_)
+                    | ExchangeRefusal::NoTokenId
+                    | ExchangeRefusal::Replayed => StatusCode::UNAUTHORIZED,
+                    ExchangeRefusal::NotConfigured(_) => StatusCode::NOT_FOUND,
+                    ExchangeRefusal::NotTrusted { .. } => StatusCode::FORBIDDEN,
+                    // The issuer, not the caller, failed: like a gateway error.
+                    ExchangeRefusal::IssuerUnavailable { .. } => StatusCode::BAD_GATEWAY,
+                },
+                None,
+            ),
+            RegistryError::ProvenanceRefused(refusal) => (
+                match refusal.as_ref() {
+                    // The bundle itself is wrong: a bad request.
+                    ProvenanceRefusal::Invalid { .. } | ProvenanceRefusal::NotProvenance { .. } => {
+                        StatusCode::BAD_REQUEST
+                    }
+                    // A valid bundle (or none) that this package's rules do not allow.
+                    ProvenanceRefusal::NotTrustedPublisher { .. }
+                    | ProvenanceRefusal::OtherCiRun { .. }
+                    | ProvenanceRefusal::Required { .. }
+                    | ProvenanceRefusal::Downgrade { .. }
+                    | ProvenanceRefusal::IdentityChanged { .. } => StatusCode::FORBIDDEN,
+                },
+                None,
+            ),
             RegistryError::BadRequest(_)
             | RegistryError::InvalidName(_)
             | RegistryError::InvalidVersion(_)
             | RegistryError::InvalidTag(_)
             | RegistryError::InvalidPublish(_)
-            | RegistryError::InvalidWebhook(_) => (StatusCode::BAD_REQUEST, None),
-            RegistryError::Store(_) | RegistryError::Blob(_) => {
+            | RegistryError::InvalidWebhook(_)
+            | RegistryError::InvalidTrust(_) => (StatusCode::BAD_REQUEST, None),
+            RegistryError::Store(_)
+            | RegistryError::Blob(_)
+            | RegistryError::Keyring(_)
+            | RegistryError::Signing(_) => {
                 tracing::error!(error = &e as &dyn std::error::Error, "internal error");
                 return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error: the registry logged the details");
             }
@@ -99,6 +133,13 @@ impl ApiError {
             self.otp_challenge = Some((format!("{base_url}{auth}"), format!("{base_url}{done}")));
         }
         self
+    }
+}
+
+impl ApiError {
+    /// The same error with its text under `message` (what npm logs for the OIDC exchange).
+    pub fn into_message_response(self) -> Response {
+        (self.status, axum::Json(json!({ "message": self.message }))).into_response()
     }
 }
 

@@ -7,7 +7,7 @@ use airlock_registry::{
     CreateTokenRequest, Credentials, DoneStatus, Principal, ProfileUpdate, PublishOutcome,
     Registry, Rendered, Representation, SearchQuery,
 };
-use airlock_store::format_time;
+use airlock_store::{BlobBody, format_time};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -72,6 +72,13 @@ async fn handle(state: &AppState, peer: SocketAddr, request: Request) -> Result<
         .unwrap_or_default();
     let base_url = base_url(state, &parts.headers);
     let body = read_body(&parts.headers, body, state.config.max_body_bytes).await?;
+    if let Route::OidcExchange { name } = &route {
+        // The bearer here is the CI's ID token, not a registry credential; npm logs the
+        // `message` of a failure (protocol §5.2).
+        return Ok(oidc_exchange(state, &parts.headers, &parts.method, name)
+            .await
+            .unwrap_or_else(ApiError::into_message_response));
+    }
     let credentials = credentials(&parts.headers)?;
     let otp = otp_header(&parts.headers);
     let registry = &state.registry;
@@ -87,6 +94,41 @@ async fn handle(state: &AppState, peer: SocketAddr, request: Request) -> Result<
     route_call(registry, &call, route)
         .await
         .map_err(|e| e.with_base_url(&call.base_url))
+}
+
+async fn oidc_exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    name: &str,
+) -> Result<Response> {
+    if method != Method::POST {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on this route: POST the ID token"),
+        ));
+    }
+    let id_token = match credentials(headers)? {
+        Some(Credentials::Bearer(token)) => Some(token),
+        Some(Credentials::Basic { .. }) | None => None,
+    };
+    let token = state
+        .registry
+        .exchange_id_token(name, id_token.as_deref(), &registry_host(state, headers))
+        .await?;
+    Ok(no_store(json_response(
+        StatusCode::CREATED,
+        &json!({ "token": token }),
+    )))
+}
+
+/// The registry's host name as npm puts it in the ID token audience: no port, no path.
+fn registry_host(state: &AppState, headers: &HeaderMap) -> String {
+    let base = base_url(state, headers);
+    url::Url::parse(&base)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "127.0.0.1".to_owned())
 }
 
 /// The one-time password npm sends after an OTP challenge (or with `--otp`).
@@ -194,6 +236,17 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
 async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Response> {
     let p = call.principal();
     let m = &call.method;
+    if let Some(grant) = p.and_then(|p| p.publisher.as_ref())
+        && !publisher_may_call(&route, m, &call.body)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "a trusted-publishing credential may only publish or stage `{}`; use a maintainer's token for anything else",
+                grant.package
+            ),
+        ));
+    }
     Ok(match route {
         Route::Ping => ok_json(&json!({})),
         Route::Whoami => {
@@ -203,6 +256,24 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         Route::AdvisoriesBulk | Route::AuditsQuick if m == Method::POST => {
             // No advisory database yet: an honest "nothing known" in the shape npm expects.
             ok_json(&json!({}))
+        }
+        // Public keys: readable without a token, even where reads need one.
+        Route::Keys if m == Method::GET || m == Method::HEAD => ok_json(&registry.public_keys()?),
+        Route::Attestations { name, version } if m == Method::GET || m == Method::HEAD => {
+            ok_json(&registry.attestations(p, &name, &version).await?)
+        }
+        Route::Trust { name } if m == Method::GET => ok_json(&registry.list_trust(p, &name).await?),
+        Route::Trust { name } if m == Method::POST => json_response(
+            StatusCode::CREATED,
+            &registry.create_trust(p, &name, &call.body).await?,
+        ),
+        Route::TrustConfig { name, id } if m == Method::DELETE => {
+            registry.revoke_trust(p, &name, &id).await?;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Route::OidcExchange { .. } => {
+            // Answered in `handle` before authentication; never reaches here.
+            return Err(method_not_allowed(call));
         }
         Route::Package { name } if m == Method::GET || m == Method::HEAD => {
             packument(registry, call, &name).await?
@@ -407,6 +478,10 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         }
         Route::AdvisoriesBulk
         | Route::AuditsQuick
+        | Route::Keys
+        | Route::Attestations { .. }
+        | Route::Trust { .. }
+        | Route::TrustConfig { .. }
         | Route::Package { .. }
         | Route::PackageRev { .. }
         | Route::Tarball { .. }
@@ -437,6 +512,53 @@ async fn route_call(registry: &Registry, call: &Call, route: Route) -> Result<Re
         | Route::Token { .. }
         | Route::Profile => return Err(method_not_allowed(call)),
     })
+}
+
+/// What a trusted-publishing credential may reach: its package's publish and stage (the
+/// registry checks package and permission), and the reads npm makes around them. Every new
+/// route must be decided here.
+fn publisher_may_call(route: &Route, method: &Method, body: &[u8]) -> bool {
+    let read = method == Method::GET || method == Method::HEAD;
+    match route {
+        Route::Package { .. } if method == Method::PUT => is_publish(body),
+        Route::StagePublish { .. } => method == Method::POST,
+        Route::Package { .. }
+        | Route::Tarball { .. }
+        | Route::Visibility { .. }
+        | Route::Attestations { .. } => read,
+        Route::Ping | Route::Keys | Route::OidcExchange { .. } => true,
+        Route::Whoami
+        | Route::AdvisoriesBulk
+        | Route::AuditsQuick
+        | Route::PackageRev { .. }
+        | Route::TarballRev { .. }
+        | Route::DistTags { .. }
+        | Route::DistTag { .. }
+        | Route::Access { .. }
+        | Route::Collaborators { .. }
+        | Route::UserPackages { .. }
+        | Route::OrgPackages { .. }
+        | Route::Search
+        | Route::User { .. }
+        | Route::Logout { .. }
+        | Route::WebLoginStart
+        | Route::WebLoginDone
+        | Route::WebLoginPage { .. }
+        | Route::WebOtpPage { .. }
+        | Route::Stages
+        | Route::Stage { .. }
+        | Route::StageApprove { .. }
+        | Route::StageTarball { .. }
+        | Route::StageEvents { .. }
+        | Route::Policy { .. }
+        | Route::Hooks
+        | Route::Hook { .. }
+        | Route::Tokens
+        | Route::Token { .. }
+        | Route::Profile
+        | Route::Trust { .. }
+        | Route::TrustConfig { .. } => false,
+    }
 }
 
 /// A publish body carries `_attachments` with at least one entry; deprecate sends none.
@@ -569,10 +691,10 @@ async fn tarball(registry: &Registry, call: &Call, name: &str, filename: &str) -
         HeaderValue::from_static("application/octet-stream"),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(tarball.size));
-    let body = if call.method == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from_stream(tarball.stream)
+    let body = match tarball.body {
+        _ if call.method == Method::HEAD => Body::empty(),
+        BlobBody::Whole(bytes) => Body::from(bytes),
+        BlobBody::Stream(stream) => Body::from_stream(stream),
     };
     Ok((StatusCode::OK, headers, body).into_response())
 }

@@ -42,6 +42,26 @@ pub enum Route {
     },
     AdvisoriesBulk,
     AuditsQuick,
+    /// `GET /-/npm/v1/keys`: the registry's signing keys (`npm audit signatures`).
+    Keys,
+    /// `GET /-/npm/v1/attestations/{name}@{version}`: a version's provenance bundle.
+    Attestations {
+        name: String,
+        version: String,
+    },
+    /// `GET|POST /-/package/{name}/trust`: `npm trust list` and `npm trust github|gitlab|circleci`.
+    Trust {
+        name: String,
+    },
+    /// `DELETE /-/package/{name}/trust/{id}`: `npm trust revoke`.
+    TrustConfig {
+        name: String,
+        id: String,
+    },
+    /// `POST /-/npm/v1/oidc/token/exchange/package/{name}`: a CI ID token for a credential.
+    OidcExchange {
+        name: String,
+    },
     DistTags {
         name: String,
     },
@@ -211,6 +231,20 @@ fn parse_dash(segments: &[&str], path: &str) -> Result<Route, RouteError> {
         ["npm", "v1", "user"] => Ok(Route::Profile),
         ["npm", "v1", "security", "advisories", "bulk"] => Ok(Route::AdvisoriesBulk),
         ["npm", "v1", "security", "audits", "quick"] => Ok(Route::AuditsQuick),
+        ["npm", "v1", "keys"] => Ok(Route::Keys),
+        ["npm", "v1", "attestations", rest @ ..] => parse_attestations(rest, path),
+        [
+            "npm",
+            "v1",
+            "oidc",
+            "token",
+            "exchange",
+            "package",
+            rest @ ..,
+        ] => match take_name(rest, path)? {
+            Some((name, [])) => Ok(Route::OidcExchange { name }),
+            _ => Err(unknown()),
+        },
         ["user", "token", token] => Ok(Route::Logout {
             token: decode(token, path)?,
         }),
@@ -265,8 +299,42 @@ fn parse_dash(segments: &[&str], path: &str) -> Result<Route, RouteError> {
                 ["visibility"] => Ok(Route::Visibility { name }),
                 ["access"] => Ok(Route::Access { name }),
                 ["collaborators"] => Ok(Route::Collaborators { name }),
+                ["trust"] => Ok(Route::Trust { name }),
+                ["trust", id] => Ok(Route::TrustConfig {
+                    name,
+                    id: decode(id, path)?,
+                }),
                 _ => Err(unknown()),
             }
+        }
+        _ => Err(unknown()),
+    }
+}
+
+/// `name@version` after `/-/npm/v1/attestations/`: `@scope%2fname@1.0.0` (one segment, as
+/// npm builds it), `@scope/name@1.0.0`, or `name@1.0.0`. The version follows the last `@`.
+fn parse_attestations(segments: &[&str], path: &str) -> Result<Route, RouteError> {
+    let unknown = || RouteError::Unknown(path.to_owned());
+    let spec = match segments {
+        [one] => decode_name_part(one, path)?,
+        [scope, rest] => {
+            let scope = decode(scope, path)?;
+            if !scope.starts_with('@') {
+                return Err(unknown());
+            }
+            format!("{scope}/{}", decode(rest, path)?)
+        }
+        _ => return Err(unknown()),
+    };
+    match spec.rsplit_once('@') {
+        Some((name, version)) if !name.is_empty() && !version.is_empty() => {
+            if name.matches('/').count() > 1 || (name.contains('/') && !name.starts_with('@')) {
+                return Err(RouteError::BadSegment(path.to_owned()));
+            }
+            Ok(Route::Attestations {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            })
         }
         _ => Err(unknown()),
     }
@@ -278,6 +346,49 @@ mod tests {
 
     fn package(name: &str) -> Route {
         Route::Package { name: name.into() }
+    }
+
+    #[test]
+    fn attestations_in_every_spelling() {
+        let attestations = |name: &str, version: &str| Route::Attestations {
+            name: name.into(),
+            version: version.into(),
+        };
+        for path in [
+            "/-/npm/v1/attestations/@scope%2flib@1.0.0",
+            "/-/npm/v1/attestations/@scope%2Flib@1.0.0",
+            "/-/npm/v1/attestations/%40scope%2flib@1.0.0",
+            "/-/npm/v1/attestations/@scope/lib@1.0.0",
+        ] {
+            assert_eq!(
+                parse(path).unwrap(),
+                attestations("@scope/lib", "1.0.0"),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            parse("/-/npm/v1/attestations/demo@2.0.0-beta.1").unwrap(),
+            attestations("demo", "2.0.0-beta.1")
+        );
+        assert_eq!(
+            parse("/-/npm/v1/attestations/demo%402.0.0").unwrap(),
+            attestations("demo", "2.0.0")
+        );
+        for bad in [
+            "/-/npm/v1/attestations",
+            "/-/npm/v1/attestations/demo",
+            "/-/npm/v1/attestations/demo@",
+            "/-/npm/v1/attestations/@scope%2flib",
+            "/-/npm/v1/attestations/scope/lib@1.0.0",
+            "/-/npm/v1/attestations/@scope/lib/x@1.0.0",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse("/-/npm/v1/attestations/..@1.0.0"),
+            Ok(attestations("..", "1.0.0")),
+            "the name is checked by the registry, not here"
+        );
     }
 
     #[test]
@@ -406,6 +517,46 @@ mod tests {
         ));
         assert!(matches!(
             parse(&format!("/-/airlock/v1/hooks/{id}/deliveries")),
+            Err(RouteError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn trust_routes() {
+        assert_eq!(
+            parse("/-/package/@scope%2foidcpkg/trust").unwrap(),
+            Route::Trust {
+                name: "@scope/oidcpkg".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/package/demo/trust/abc%2Ddef").unwrap(),
+            Route::TrustConfig {
+                name: "demo".into(),
+                id: "abc-def".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/npm/v1/oidc/token/exchange/package/@scope%2foidcpkg").unwrap(),
+            Route::OidcExchange {
+                name: "@scope/oidcpkg".into()
+            }
+        );
+        assert_eq!(
+            parse("/-/npm/v1/oidc/token/exchange/package/demo").unwrap(),
+            Route::OidcExchange {
+                name: "demo".into()
+            }
+        );
+        assert!(parse("/-/npm/v1/oidc/token/exchange/package/demo/more").is_err());
+    }
+
+    #[test]
+    fn keys_route() {
+        assert_eq!(parse("/-/npm/v1/keys").unwrap(), Route::Keys);
+        assert_eq!(parse("/-/npm/v1/keys/").unwrap(), Route::Keys);
+        assert!(matches!(
+            parse("/-/npm/v1/keys/extra"),
             Err(RouteError::Unknown(_))
         ));
     }

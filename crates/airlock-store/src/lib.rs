@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 mod blobs;
+mod keyring;
 mod sqlite;
 mod time_format;
+mod trust;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -10,9 +12,14 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-pub use blobs::{BlobError, TarballBlobs};
+pub use blobs::{BlobBody, BlobError, DEFAULT_BLOB_CACHE_BYTES, TarballBlobs};
+pub use keyring::{KeyringFile, KeyringFileError, KeyringLock, KeyringStamp};
 pub use sqlite::SqliteStore;
 pub use time_format::{format_time, parse_time};
+pub use trust::{
+    ExchangeOutcome, NewPublisherToken, NewTrustConfig, PublisherTokenRecord, TrustConfigRecord,
+    TrustedPublishers,
+};
 pub use webhooks::{
     DeliveryRecord, DueDelivery, NewWebhook, WebhookRecord, Webhooks, webhook_event_kinds,
     webhook_payload, webhook_targets,
@@ -280,6 +287,58 @@ pub struct VersionRecord {
     pub published_at: OffsetDateTime,
     pub deprecated: Option<String>,
     pub unpublished_at: Option<OffsetDateTime>,
+    /// The registry's signature, `None` until the version is signed (see
+    /// [`Packages::versions_not_signed_by`]).
+    pub signature: Option<VersionSignature>,
+    /// What the registry established about the version's verified provenance, if it has any.
+    pub provenance: Option<ProvenanceSummary>,
+}
+
+/// A version's verified provenance, as listed with the version (the bundle itself is read
+/// with [`Packages::provenance`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenanceSummary {
+    /// The in-toto statement's `predicateType`, e.g. `https://slsa.dev/provenance/v1`.
+    pub predicate_type: String,
+    /// What the registry verified (repository, workflow, ids, log time), as it wrote it.
+    pub summary: serde_json::Value,
+}
+
+/// A verified provenance bundle, stored with its version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewProvenance {
+    pub predicate_type: String,
+    /// The bundle JSON exactly as the publisher sent it.
+    pub bundle: String,
+    pub summary: serde_json::Value,
+}
+
+/// A stored provenance bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvenanceRecord {
+    pub predicate_type: String,
+    pub bundle: String,
+    pub summary: serde_json::Value,
+    pub created_at: OffsetDateTime,
+}
+
+/// The registry's signature of a version: one `dist.signatures` entry. `sig` is base64 DER
+/// ECDSA over `name@version:integrity`, made by the key `keyid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionSignature {
+    pub keyid: String,
+    pub sig: String,
+}
+
+/// A live version as the signature check needs it.
+#[derive(Clone, Debug)]
+pub struct SignableVersion {
+    pub package: String,
+    pub version: String,
+    pub integrity: String,
+    /// `time[version]`: the key that signs must not have expired before it.
+    pub published_at: OffsetDateTime,
+    pub signature: Option<VersionSignature>,
 }
 
 impl VersionRecord {
@@ -315,6 +374,9 @@ pub struct NewVersion {
     pub file_count: u64,
     pub unpacked_size: u64,
     pub publisher_id: i64,
+    /// A verified provenance bundle, stored in the same transaction as the version (or the
+    /// stage: it is then served once the stage goes live).
+    pub provenance: Option<NewProvenance>,
 }
 
 /// A publish, as decided by the caller.
@@ -332,6 +394,9 @@ pub struct PublishPlan {
     pub description: Option<String>,
     pub keywords: Vec<String>,
     pub now: OffsetDateTime,
+    /// The registry's signature of the version; `None` stores it unsigned, for
+    /// [`Packages::versions_not_signed_by`] to find.
+    pub signature: Option<VersionSignature>,
 }
 
 #[derive(Clone, Debug)]
@@ -400,6 +465,17 @@ pub trait Packages: Send + Sync {
     ) -> StoreResult<(Vec<String>, u64)>;
     /// Names of the packages a user maintains.
     async fn packages_of(&self, user_id: i64) -> StoreResult<Vec<String>>;
+    /// Live versions that are unsigned or whose signature was made by a key other than
+    /// `keyid`, for the registry to check against its keyring and re-sign where needed.
+    async fn versions_not_signed_by(&self, keyid: &str) -> StoreResult<Vec<SignableVersion>>;
+    /// Stores new signatures of existing versions, in one transaction; a row whose integrity
+    /// is not the one signed is left alone. Not a change of the package: the revision stays.
+    async fn set_version_signatures(
+        &self,
+        signatures: &[(SignableVersion, VersionSignature)],
+    ) -> StoreResult<()>;
+    /// The provenance bundle stored for `name@version` (published or staged), if any.
+    async fn provenance(&self, name: &str, version: &str) -> StoreResult<Option<ProvenanceRecord>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -466,6 +542,8 @@ pub struct Promotion {
     pub keywords: Vec<String>,
     /// The go-live moment: `time[version]`.
     pub at: OffsetDateTime,
+    /// The registry's signature of the version going live.
+    pub signature: VersionSignature,
 }
 
 pub struct StageUpdate {

@@ -2,6 +2,7 @@
 //! serialised in-process and `BEGIN IMMEDIATE` makes other processes wait, not fail) and a small
 //! pool of readers that never block on the writer.
 
+mod trust;
 mod webhooks;
 
 use std::collections::BTreeMap;
@@ -18,8 +19,9 @@ use time::OffsetDateTime;
 
 use crate::{
     Accounts, GateEventRecord, NewStage, NewToken, NewUser, NewVersion, PackageChange,
-    PackageState, Packages, Person, ProfileChange, PublishPlan, Releases, ScopeOwner, StageRecord,
-    StageUpdate, StoreError, StoreResult, TfaRecord, TokenRecord, User, VersionRecord, WebLogin,
+    PackageState, Packages, Person, ProfileChange, ProvenanceRecord, ProvenanceSummary,
+    PublishPlan, Releases, ScopeOwner, SignableVersion, StageRecord, StageUpdate, StoreError,
+    StoreResult, TfaRecord, TokenRecord, User, VersionRecord, VersionSignature, WebLogin,
     WebLoginRedeem, WebOtpRedeem, format_time, parse_time,
 };
 
@@ -664,16 +666,21 @@ async fn load_package(
         dist_tags: BTreeMap::new(),
         maintainers: Vec::new(),
     };
-    let rows = sqlx::query(
+    let mut rows = sqlx::query(
         "SELECT v.version, v.manifest, v.integrity, v.shasum, v.sha512_hex, v.size, v.file_count, v.unpacked_size,
-                v.published_at, v.deprecated, v.unpublished_at, u.id AS uid, u.name AS uname, u.email AS uemail
+                v.published_at, v.deprecated, v.unpublished_at, v.signature_keyid, v.signature,
+                pr.predicate_type AS provenance_type, pr.summary AS provenance_summary,
+                u.id AS uid, u.name AS uname, u.email AS uemail
          FROM versions v JOIN users u ON u.id = v.publisher_id
+         LEFT JOIN provenance pr ON pr.package_id = v.package_id AND pr.version = v.version
          WHERE v.package_id = ? ORDER BY v.published_at, v.rowid",
     )
     .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in &rows {
+    // Row by row, not all at once: a package of thousands of versions has megabytes of
+    // manifests, and the connection's thread would keep a buffer of that size for good.
+    .fetch(&mut *conn);
+    while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+        let row = &row;
         let version: String = row.try_get("version")?;
         let manifest: String = row.try_get("manifest")?;
         let manifest = match serde_json::from_str(&manifest) {
@@ -694,9 +701,12 @@ async fn load_package(
             published_at: time_col(row, "published_at")?,
             deprecated: row.try_get("deprecated")?,
             unpublished_at: opt_time_col(row, "unpublished_at")?,
+            signature: signature_cols(row)?,
+            provenance: provenance_cols(row, &what)?,
             version,
         });
     }
+    drop(rows);
     for row in sqlx::query("SELECT tag, version FROM dist_tags WHERE package_id = ?")
         .bind(id)
         .fetch_all(&mut *conn)
@@ -721,6 +731,55 @@ async fn load_package(
         });
     }
     Ok(Some(state))
+}
+
+/// The provenance summary joined to a version row, if the version has provenance.
+fn provenance_cols(row: &SqliteRow, what: &str) -> StoreResult<Option<ProvenanceSummary>> {
+    let predicate_type: Option<String> = row.try_get("provenance_type")?;
+    let summary: Option<String> = row.try_get("provenance_summary")?;
+    let (Some(predicate_type), Some(summary)) = (predicate_type, summary) else {
+        return Ok(None);
+    };
+    let summary = serde_json::from_str(&summary)
+        .map_err(|_| StoreError::Corrupt(format!("provenance summary of {what}")))?;
+    Ok(Some(ProvenanceSummary {
+        predicate_type,
+        summary,
+    }))
+}
+
+/// Stores a version's verified provenance (publish or stage), in the caller's transaction.
+async fn insert_provenance(
+    conn: &mut SqliteConnection,
+    package_id: i64,
+    version: &NewVersion,
+    now: &str,
+) -> StoreResult<()> {
+    let Some(provenance) = &version.provenance else {
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO provenance (package_id, version, predicate_type, bundle, summary, created_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(package_id)
+    .bind(&version.version)
+    .bind(&provenance.predicate_type)
+    .bind(&provenance.bundle)
+    .bind(provenance.summary.to_string())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The stored signature of a version row: both columns or neither.
+fn signature_cols(row: &SqliteRow) -> StoreResult<Option<VersionSignature>> {
+    let keyid: Option<String> = row.try_get("signature_keyid")?;
+    let sig: Option<String> = row.try_get("signature")?;
+    Ok(keyid
+        .zip(sig)
+        .map(|(keyid, sig)| VersionSignature { keyid, sig }))
 }
 
 async fn record_event(
@@ -856,6 +915,7 @@ struct LiveVersion<'a> {
     tag: &'a str,
     description: Option<&'a str>,
     keywords: &'a [String],
+    signature: Option<&'a VersionSignature>,
 }
 
 /// Inserts a live version (its `published_at` is `now`), moves its tag, bumps the revision
@@ -874,8 +934,8 @@ async fn insert_live_version(
         .await?;
     let inserted = sqlx::query(
         "INSERT INTO versions (package_id, version, manifest, integrity, shasum, sha512_hex, size, file_count,
-                               unpacked_size, publisher_id, published_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               unpacked_size, publisher_id, published_at, signature_keyid, signature)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(package_id)
     .bind(&v.version)
@@ -888,6 +948,8 @@ async fn insert_live_version(
     .bind(to_i64(v.unpacked_size))
     .bind(v.publisher_id)
     .bind(now)
+    .bind(live.signature.map(|s| &s.keyid))
+    .bind(live.signature.map(|s| &s.sig))
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -959,8 +1021,10 @@ impl Packages for SqliteStore {
             tag: &plan.tag,
             description: plan.description.as_deref(),
             keywords: &plan.keywords,
+            signature: plan.signature.as_ref(),
         };
         let rev = insert_live_version(&mut tx, package_id, &live, &now, "publish").await?;
+        insert_provenance(&mut tx, package_id, &plan.version, &now).await?;
         tx.commit().await?;
         Ok(rev)
     }
@@ -1171,6 +1235,74 @@ impl Packages for SqliteStore {
             .map(|r| r.try_get("name"))
             .collect::<Result<Vec<String>, _>>()?)
     }
+
+    async fn versions_not_signed_by(&self, keyid: &str) -> StoreResult<Vec<SignableVersion>> {
+        let rows = sqlx::query(
+            "SELECT p.name, v.version, v.integrity, v.published_at, v.signature_keyid, v.signature
+             FROM versions v JOIN packages p ON p.id = v.package_id
+             WHERE v.unpublished_at IS NULL
+               AND (v.signature_keyid IS NULL OR v.signature IS NULL OR v.signature_keyid != ?)
+             ORDER BY p.name, v.rowid",
+        )
+        .bind(keyid)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SignableVersion {
+                    package: row.try_get("name")?,
+                    version: row.try_get("version")?,
+                    integrity: row.try_get("integrity")?,
+                    published_at: time_col(row, "published_at")?,
+                    signature: signature_cols(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_version_signatures(
+        &self,
+        signatures: &[(SignableVersion, VersionSignature)],
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
+        for (version, signature) in signatures {
+            sqlx::query(
+                "UPDATE versions SET signature_keyid = ?, signature = ?
+                 WHERE package_id = (SELECT id FROM packages WHERE name = ?) AND version = ? AND integrity = ?",
+            )
+            .bind(&signature.keyid)
+            .bind(&signature.sig)
+            .bind(&version.package)
+            .bind(&version.version)
+            .bind(&version.integrity)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn provenance(&self, name: &str, version: &str) -> StoreResult<Option<ProvenanceRecord>> {
+        let row = sqlx::query(
+            "SELECT pr.predicate_type, pr.bundle, pr.summary, pr.created_at
+             FROM provenance pr JOIN packages p ON p.id = pr.package_id
+             WHERE p.name = ? AND pr.version = ?",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let summary: String = row.try_get("summary")?;
+        Ok(Some(ProvenanceRecord {
+            predicate_type: row.try_get("predicate_type")?,
+            bundle: row.try_get("bundle")?,
+            summary: serde_json::from_str(&summary).map_err(|_| {
+                StoreError::Corrupt(format!("provenance summary of {name}@{version}"))
+            })?,
+            created_at: time_col(&row, "created_at")?,
+        }))
+    }
 }
 
 async fn replace_tags(
@@ -1349,6 +1481,7 @@ impl Releases for SqliteStore {
         .bind(stage.due_at.map(format_time))
         .execute(&mut *tx)
         .await?;
+        insert_provenance(&mut tx, package_id, v, &now).await?;
         record_gate_event(&mut tx, &stage.event).await?;
         tx.commit().await?;
         Ok(())
@@ -1435,12 +1568,15 @@ impl Releases for SqliteStore {
                 file_count: stage.file_count,
                 unpacked_size: stage.unpacked_size,
                 publisher_id: stage.stager.id,
+                // Stored when the version was staged, under the same name and version.
+                provenance: None,
             };
             let live = LiveVersion {
                 version: &version,
                 tag: &stage.tag,
                 description: promotion.description.as_deref(),
                 keywords: &promotion.keywords,
+                signature: Some(&promotion.signature),
             };
             insert_live_version(
                 &mut tx,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use airlock_store::{
     Accounts, NewToken, NewUser, NewVersion, PackageChange, Packages, PublishPlan, SqliteStore,
-    StoreError, TokenRecord, WebLoginRedeem,
+    StoreError, TokenRecord, VersionSignature, WebLoginRedeem,
 };
 use time::OffsetDateTime;
 
@@ -55,11 +55,13 @@ fn plan(name: &str, version: &str, publisher_id: i64, expected_rev: Option<i64>)
             file_count: 1,
             unpacked_size: 1,
             publisher_id,
+            provenance: None,
         },
         tag: "latest".into(),
         description: None,
         keywords: vec![],
         now: now(),
+        signature: None,
     }
 }
 
@@ -94,6 +96,111 @@ async fn publish_is_guarded_by_the_revision() {
         Some("1.1.0")
     );
     assert_eq!(state.maintainers.len(), 1);
+}
+
+fn signature(keyid: &str, sig: &str) -> VersionSignature {
+    VersionSignature {
+        keyid: keyid.into(),
+        sig: sig.into(),
+    }
+}
+
+#[tokio::test]
+async fn version_signatures_are_stored_found_and_replaced() {
+    let (store, _dir) = store().await;
+    let alice = user(&store, "alice").await;
+    let rev = store
+        .publish(PublishPlan {
+            signature: Some(signature("SHA256:a", "sig-a")),
+            ..plan("pkg", "1.0.0", alice, None)
+        })
+        .await
+        .unwrap();
+    let rev = store
+        .publish(plan("pkg", "1.1.0", alice, Some(rev)))
+        .await
+        .unwrap();
+    store
+        .publish(plan("gone", "1.0.0", alice, None))
+        .await
+        .unwrap();
+    let gone_rev = store.package("gone").await.unwrap().unwrap().rev;
+    store
+        .update_package(
+            "gone",
+            gone_rev,
+            PackageChange::UnpublishPackage,
+            alice,
+            now(),
+        )
+        .await
+        .unwrap();
+
+    let state = store.package("pkg").await.unwrap().unwrap();
+    assert_eq!(
+        state.versions[0].signature,
+        Some(signature("SHA256:a", "sig-a"))
+    );
+    assert_eq!(state.versions[1].signature, None);
+
+    // Unsigned and other-key versions are listed; unpublished ones never are.
+    let listed = |keyid: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .versions_not_signed_by(keyid)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|v| (v.package, v.version, v.signature.map(|s| s.keyid)))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        listed("SHA256:a").await,
+        [("pkg".to_owned(), "1.1.0".to_owned(), None)]
+    );
+    assert_eq!(
+        listed("SHA256:b").await,
+        [
+            (
+                "pkg".to_owned(),
+                "1.0.0".to_owned(),
+                Some("SHA256:a".to_owned())
+            ),
+            ("pkg".to_owned(), "1.1.0".to_owned(), None),
+        ]
+    );
+
+    let to_sign = store.versions_not_signed_by("SHA256:b").await.unwrap();
+    assert_eq!(to_sign[0].published_at, now());
+    assert_eq!(to_sign[0].integrity, "sha512-x");
+    let mut stale = to_sign[0].clone();
+    stale.integrity = "sha512-other".into();
+    store
+        .set_version_signatures(&[
+            (to_sign[0].clone(), signature("SHA256:b", "sig-b0")),
+            (to_sign[1].clone(), signature("SHA256:b", "sig-b1")),
+        ])
+        .await
+        .unwrap();
+    // A signature of other bytes than the row holds is not stored.
+    store
+        .set_version_signatures(&[(stale, signature("SHA256:c", "sig-c"))])
+        .await
+        .unwrap();
+    assert!(listed("SHA256:b").await.is_empty());
+    let state = store.package("pkg").await.unwrap().unwrap();
+    assert_eq!(
+        state.versions[0].signature,
+        Some(signature("SHA256:b", "sig-b0"))
+    );
+    assert_eq!(
+        state.versions[1].signature,
+        Some(signature("SHA256:b", "sig-b1"))
+    );
+    // Signing is not a change of the package.
+    assert_eq!(state.rev, rev);
 }
 
 #[tokio::test]

@@ -88,6 +88,7 @@ fn stage(id: &str, name: &str, version: &str, stager: i64, expected_rev: Option<
             file_count: 1,
             unpacked_size: 1,
             publisher_id: stager,
+            provenance: None,
         },
         tag: "latest".into(),
         state_kind: "staged".into(),

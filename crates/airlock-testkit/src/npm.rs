@@ -26,6 +26,8 @@ pub struct NpmEnv {
     host_port: String,
     token: Option<String>,
     audit: bool,
+    /// Set on every command after the isolated environment (so they can override it).
+    extra_env: Vec<(String, String)>,
 }
 
 impl NpmEnv {
@@ -58,6 +60,7 @@ impl NpmEnv {
             host_port: host_port.to_owned(),
             token: None,
             audit: false,
+            extra_env: Vec::new(),
         };
         env.write_userconfig();
         env
@@ -79,6 +82,26 @@ impl NpmEnv {
     pub fn with_audit(mut self) -> NpmEnv {
         self.audit = true;
         self
+    }
+
+    /// Adds environment variables to every command run in this environment (e.g.
+    /// [`crate::OidcIssuer::github_actions_env`]). Nothing else leaks in from the test process.
+    pub fn with_envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> NpmEnv {
+        for (k, v) in vars {
+            self.set_env(&k, &v);
+        }
+        self
+    }
+
+    /// Sets (replacing an earlier value) one extra environment variable.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.remove_env(key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Removes an extra environment variable set with [`NpmEnv::set_env`] or [`NpmEnv::with_envs`].
+    pub fn remove_env(&mut self, key: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
     }
 
     fn write_userconfig(&self) {
@@ -153,6 +176,9 @@ impl NpmEnv {
             .env("COLUMNS", "120")
             .env("TERM", "dumb")
             .current_dir(dir);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
         cmd
     }
 

@@ -1,4 +1,6 @@
-//! pnpm and yarn 4, installed on demand with npm into `<repo>/.tools` (git-ignored).
+//! pnpm and yarn 4, installed on demand with npm into `<repo>/.tools` (git-ignored), and Node 22
+//! with oauth2-mock-server (the OIDC issuer fixture) into `<repo>/.tools/node22`, and sigstore-js
+//! (the independent Sigstore verifier) into `<repo>/.tools/sigstore-js`.
 //!
 //! Many test processes may ask at once, so installation is guarded by a lock directory. A failed
 //! installation panics with npm's output: these tests must never be skipped silently.
@@ -13,6 +15,20 @@ use crate::command;
 /// Exact versions, as measured in `shared/test-tools.md`.
 const PNPM_SPEC: &str = "pnpm@12.21.0";
 const YARN_SPEC: &str = "@yarnpkg/cli-dist@4.18.1";
+/// The `node` package pulls the Linux binary from the registry; the system Node (20) is too old for
+/// oauth2-mock-server 9.
+const NODE22_SPEC: &str = "node@22.23.3";
+const OAUTH2_MOCK_SERVER_SPEC: &str = "oauth2-mock-server@9.3.0";
+/// Written into `.tools/node22` once the install there is complete and verified.
+const NODE22_DONE_MARKER: &str = ".airlock-install-complete";
+/// sigstore-js, the independent verifier of the test Sigstore bundles (`shared/test-tools.md`:
+/// sigstore 5 needs Node 22). `@sigstore/protobuf-specs` gives `TrustedRoot.fromJSON`.
+const SIGSTORE_JS_SPECS: [&str; 4] = [
+    "sigstore@5.0.1",
+    "@sigstore/verify@4.1.3",
+    "@sigstore/bundle@5.0.1",
+    "@sigstore/protobuf-specs@0.5.2",
+];
 
 const LOCK_STALE_AFTER: Duration = Duration::from_secs(15 * 60);
 const LOCK_WAIT: Duration = Duration::from_secs(20 * 60);
@@ -47,26 +63,122 @@ pub fn ensure_yarn() -> PathBuf {
     js
 }
 
+/// `<repo>/.tools/node22`: the npm prefix holding Node 22 and oauth2-mock-server.
+pub fn node22_prefix() -> PathBuf {
+    tools_dir().join("node22")
+}
+
+/// The Node 22 executable (with oauth2-mock-server installed next to it, in [`node22_prefix`]),
+/// installing both first if needed. Panics if the install fails or the binary is not Node 22.
+pub fn ensure_node22() -> PathBuf {
+    let prefix = node22_prefix();
+    let node = prefix.join("node_modules/node/bin/node");
+    let marker = prefix.join(NODE22_DONE_MARKER);
+    if marker.exists() {
+        return node;
+    }
+    install(
+        &prefix,
+        &[NODE22_SPEC, OAUTH2_MOCK_SERVER_SPEC],
+        &marker,
+        |out| {
+            for required in [
+                node.clone(),
+                prefix.join("node_modules/oauth2-mock-server/package.json"),
+            ] {
+                assert!(
+                    required.exists(),
+                    "npm install reported success but {} is missing: {out:?}",
+                    required.display()
+                );
+            }
+            let mut version = Command::new(&node);
+            version.arg("--version");
+            let v = command::run(version, None, Duration::from_secs(60));
+            assert!(
+                v.success() && v.stdout.trim().starts_with("v22."),
+                "{} is not a working Node 22: {v:?}",
+                node.display()
+            );
+            fs::write(
+                &marker,
+                format!("{NODE22_SPEC} {OAUTH2_MOCK_SERVER_SPEC}\n"),
+            )
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
+        },
+    );
+    node
+}
+
+/// `<repo>/.tools/sigstore-js`: the npm prefix holding sigstore-js (run it with [`ensure_node22`]).
+pub fn sigstore_js_prefix() -> PathBuf {
+    tools_dir().join("sigstore-js")
+}
+
+/// sigstore-js and Node 22, installing them first if needed; returns the Node 22 executable.
+/// Panics if the install fails.
+pub fn ensure_sigstore_js() -> PathBuf {
+    let node = ensure_node22();
+    let prefix = sigstore_js_prefix();
+    let marker = prefix.join(NODE22_DONE_MARKER);
+    if marker.exists() {
+        return node;
+    }
+    install(&prefix, &SIGSTORE_JS_SPECS, &marker, |out| {
+        for package in [
+            "sigstore",
+            "@sigstore/verify",
+            "@sigstore/bundle",
+            "@sigstore/protobuf-specs",
+        ] {
+            let manifest = prefix
+                .join("node_modules")
+                .join(package)
+                .join("package.json");
+            assert!(
+                manifest.exists(),
+                "npm install reported success but {} is missing: {out:?}",
+                manifest.display()
+            );
+        }
+        fs::write(&marker, format!("{}\n", SIGSTORE_JS_SPECS.join(" ")))
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
+    });
+    node
+}
+
 fn ensure(path: &Path) {
     if path.exists() {
         return;
     }
+    // Install both at once: whichever test comes first pays for both, once.
+    install(&tools_dir(), &[PNPM_SPEC, YARN_SPEC], path, |out| {
+        assert!(
+            path.exists(),
+            "npm install reported success but {} is missing: {out:?}",
+            path.display()
+        );
+    });
+}
+
+/// `npm install --prefix PREFIX SPECS…` under the `.tools` install lock, unless `ready` appeared
+/// while waiting for the lock; `verify` runs (still under the lock) after a successful install.
+fn install(prefix: &Path, specs: &[&str], ready: &Path, verify: impl FnOnce(&command::CmdOutput)) {
     let tools = tools_dir();
-    fs::create_dir_all(&tools).unwrap_or_else(|e| panic!("cannot create {}: {e}", tools.display()));
+    fs::create_dir_all(prefix)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", prefix.display()));
     let _lock = InstallLock::acquire(&tools.join(".install-lock"));
-    if path.exists() {
+    if ready.exists() {
         return; // another process installed it while we waited
     }
-    // Install both at once: whichever test comes first pays for both, once.
     let mut cmd = Command::new("npm");
     cmd.arg("install")
         .arg("--prefix")
-        .arg(&tools)
+        .arg(prefix)
         .arg("--no-audit")
         .arg("--no-fund")
-        .arg(PNPM_SPEC)
-        .arg(YARN_SPEC)
-        .current_dir(&tools);
+        .args(specs)
+        .current_dir(prefix);
     // The user's own npm configuration (registry, CA file) is what reaches the public registry;
     // only drop variables that could redirect npm to a test registry.
     for (k, _) in std::env::vars() {
@@ -83,11 +195,7 @@ fn ensure(path: &Path) {
         out.success(),
         "installing the test tools with npm failed (they are required, not optional): {out:?}"
     );
-    assert!(
-        path.exists(),
-        "npm install reported success but {} is missing: {out:?}",
-        path.display()
-    );
+    verify(&out);
 }
 
 /// A lock held by creating a directory (atomic on every filesystem we run on).

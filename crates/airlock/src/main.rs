@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod keys_cli;
 mod policy_cli;
+mod verify_bundle;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -9,7 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use airlock_registry::{
-    CreateTokenRequest, NewAccount, Registry, RegistryConfig, RegistryError, SystemClock,
+    CreateTokenRequest, HttpJwksFetcher, NewAccount, Registry, RegistryConfig, RegistryError,
+    SystemClock, TrustedPublishing,
 };
 use airlock_server::ServerConfig;
 use airlock_store::{SqliteStore, TarballBlobs, format_time};
@@ -17,8 +20,8 @@ use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    DEFAULT_GATE_TICK_MS, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, FileConfig, ServeConfig,
-    normalise_public_url, parse_listen,
+    DEFAULT_GATE_TICK_MS, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, FileConfig, OidcConfig,
+    ProvenanceFileConfig, ServeConfig, normalise_public_url, parse_listen,
 };
 
 /// Airlock: an npm registry where no single stolen credential can ship a release.
@@ -36,7 +39,7 @@ struct Global {
     /// Directory holding the database and tarballs [default: ./airlock-data]
     #[arg(long, global = true, env = "AIRLOCK_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// TOML config file (keys: data_dir, listen, public_url, open_signup, read_requires_auth, max_body_bytes)
+    /// TOML config file (keys: data_dir, listen, public_url, open_signup, read_requires_auth, max_body_bytes, gate_tick_ms, cache_bytes, tarball_cache_bytes)
     #[arg(long, global = true, env = "AIRLOCK_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -64,6 +67,11 @@ enum Command {
     /// Show or change release policy (through the registry's API, with your token and a second factor)
     #[command(subcommand)]
     Policy(policy_cli::PolicyCommand),
+    /// Rotate or list the registry's signing keys (`dist.signatures`, `npm audit signatures`)
+    #[command(subcommand)]
+    Keys(keys_cli::KeysCommand),
+    /// Verify a Sigstore bundle offline (the sigstore-conformance CLI protocol)
+    VerifyBundle(verify_bundle::VerifyBundleArgs),
 }
 
 #[derive(Subcommand)]
@@ -151,7 +159,10 @@ impl std::error::Error for UserError {}
 /// Registry refusals are the user's to fix; storage failures are not.
 fn classify(e: RegistryError) -> anyhow::Error {
     match e {
-        RegistryError::Store(_) | RegistryError::Blob(_) => anyhow::Error::new(e),
+        RegistryError::Store(_)
+        | RegistryError::Blob(_)
+        | RegistryError::Keyring(_)
+        | RegistryError::Signing(_) => anyhow::Error::new(e),
         other => anyhow::Error::new(UserError(anyhow::Error::new(other))),
     }
 }
@@ -191,6 +202,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 gate_tick: std::time::Duration::from_millis(
                     file.gate_tick_ms.unwrap_or(DEFAULT_GATE_TICK_MS),
                 ),
+                cache_bytes: file
+                    .cache_bytes
+                    .unwrap_or(airlock_registry::DEFAULT_CACHE_BYTES),
+                tarball_cache_bytes: file
+                    .tarball_cache_bytes
+                    .unwrap_or(airlock_store::DEFAULT_BLOB_CACHE_BYTES),
+                oidc: file
+                    .oidc_config()
+                    .map_err(|e| anyhow::Error::new(UserError(e)))?,
+                provenance_roots: file
+                    .provenance
+                    .as_ref()
+                    .map_or_else(
+                        || ProvenanceFileConfig::default().load_roots(),
+                        ProvenanceFileConfig::load_roots,
+                    )
+                    .map_err(|e| anyhow::Error::new(UserError(e)))?,
             };
             serve(config).await
         }
@@ -202,6 +230,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let registry = open(&data_dir, &file).await?;
             token_command(&registry, command).await
         }
+        Command::VerifyBundle(args) => verify_bundle::run(args),
+        Command::Keys(command) => keys_cli::run(&data_dir, command),
         Command::Policy(command) => policy_cli::run(command)
             .await
             .map_err(|e| anyhow::Error::new(UserError(e))),
@@ -226,7 +256,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Opens the data directory: `airlock.db` (SQLite, WAL) and `tarballs/`.
-async fn open_with(data_dir: &Path, registry_config: RegistryConfig) -> anyhow::Result<Registry> {
+async fn open_with(
+    data_dir: &Path,
+    registry_config: RegistryConfig,
+    tarball_cache_bytes: usize,
+    oidc: OidcConfig,
+) -> anyhow::Result<Registry> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
     let store = Arc::new(
@@ -235,7 +270,11 @@ async fn open_with(data_dir: &Path, registry_config: RegistryConfig) -> anyhow::
             .with_context(|| format!("could not open the database in {}", data_dir.display()))?,
     );
     let blobs = TarballBlobs::local(&data_dir.join("tarballs"))
-        .context("could not open the tarball directory")?;
+        .context("could not open the tarball directory")?
+        .with_cache_bytes(tarball_cache_bytes);
+    let fetcher = HttpJwksFetcher::new(oidc.fetch_timeout)
+        .context("could not set up the HTTP client for OIDC key sets")?;
+    let trusted = TrustedPublishing::new(store.clone(), oidc.settings, Arc::new(fetcher));
     Ok(Registry::new(
         store.clone(),
         store.clone(),
@@ -243,7 +282,8 @@ async fn open_with(data_dir: &Path, registry_config: RegistryConfig) -> anyhow::
         blobs,
         registry_config,
         Arc::new(SystemClock),
-    ))
+    )
+    .with_trusted_publishing(trusted))
 }
 
 async fn open(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Registry> {
@@ -252,7 +292,11 @@ async fn open(data_dir: &Path, file: &FileConfig) -> anyhow::Result<Registry> {
         read_requires_auth: file.read_requires_auth.unwrap_or(false),
         ..RegistryConfig::default()
     };
-    open_with(data_dir, config).await
+    let oidc = file
+        .oidc_config()
+        .map_err(|e| anyhow::Error::new(UserError(e)))?;
+    // Admin commands read no tarballs.
+    open_with(data_dir, config, 0, oidc).await
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
@@ -266,9 +310,18 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let registry_config = RegistryConfig {
         open_signup: config.open_signup,
         read_requires_auth: config.read_requires_auth,
+        cache_bytes: config.cache_bytes,
         ..RegistryConfig::default()
     };
-    let registry = open_with(&config.data_dir, registry_config).await?;
+    let registry = open_with(
+        &config.data_dir,
+        registry_config,
+        config.tarball_cache_bytes,
+        config.oidc.clone(),
+    )
+    .await?;
+    let registry = registry.with_provenance_roots(config.provenance_roots);
+    let registry = keys_cli::attach_signing_keys(registry, &config.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| user_error(format!("could not listen on {}: {e}", config.listen)))?;
@@ -276,6 +329,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .local_addr()
         .context("could not read the bound address")?;
     spawn_gate_job(registry.clone(), config.gate_tick);
+    keys_cli::spawn_signing_job(registry.clone(), config.gate_tick);
     spawn_webhook_worker(registry.clone(), config.gate_tick)?;
     let app = airlock_server::router(
         registry,

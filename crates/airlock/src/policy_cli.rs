@@ -52,8 +52,27 @@ pub enum PolicyCommand {
         /// How long a stage waits for approval before it expires, e.g. `7d`
         #[arg(long, value_parser = parse_duration)]
         stage_ttl: Option<Duration>,
+        /// Require verified provenance (a Sigstore bundle) on every version
+        #[arg(long)]
+        require_provenance: Option<bool>,
+        /// Refuse (or, for staged releases, escalate) a version that drops the newest live
+        /// version's provenance or brings it from another repository or workflow (default on)
+        #[arg(long)]
+        downgrade_protection: Option<bool>,
+        /// Declare in advance that the next versions of this package come without provenance
+        #[arg(long)]
+        allow_missing_provenance: bool,
+        /// Declare in advance that provenance now comes from this repository (`owner/repo`)
+        #[arg(long, value_name = "OWNER/REPO")]
+        expected_repository: Option<String>,
+        /// Declare in advance that provenance now comes from this workflow (`release.yml`)
+        #[arg(long, value_name = "FILE")]
+        expected_workflow: Option<String>,
+        /// Withdraw a declared provenance change
+        #[arg(long, conflicts_with_all = ["allow_missing_provenance", "expected_repository", "expected_workflow"])]
+        clear_provenance_change: bool,
         /// Remove this layer's own settings (fall back to the scope or registry)
-        #[arg(long, conflicts_with_all = ["publish", "approvals", "cooling_off", "expedite", "stage_ttl"])]
+        #[arg(long, conflicts_with_all = ["publish", "approvals", "cooling_off", "expedite", "stage_ttl", "require_provenance", "downgrade_protection", "allow_missing_provenance", "expected_repository", "expected_workflow", "clear_provenance_change"])]
         clear: bool,
         /// One-time password from your authenticator
         #[arg(long)]
@@ -191,6 +210,12 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<()> {
             cooling_off,
             expedite,
             stage_ttl,
+            require_provenance,
+            downgrade_protection,
+            allow_missing_provenance,
+            expected_repository,
+            expected_workflow,
+            clear_provenance_change,
             clear,
             otp,
             connection,
@@ -204,11 +229,40 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<()> {
                     send(client.get(endpoint(&connection.registry, &target)), &token).await?;
                 current["layer"].as_object().cloned().unwrap_or_default()
             };
+            let declares_change = allow_missing_provenance
+                || expected_repository.is_some()
+                || expected_workflow.is_some();
             let given = publish.is_some()
                 || approvals.is_some()
                 || cooling_off.is_some()
                 || expedite.is_some()
-                || stage_ttl.is_some();
+                || stage_ttl.is_some()
+                || require_provenance.is_some()
+                || downgrade_protection.is_some()
+                || declares_change
+                || clear_provenance_change;
+            if let Some(b) = require_provenance {
+                patch.insert("require_provenance".into(), json!(b));
+            }
+            if let Some(b) = downgrade_protection {
+                patch.insert("downgrade_protection".into(), json!(b));
+            }
+            if declares_change {
+                let mut change = Map::new();
+                if allow_missing_provenance {
+                    change.insert("allow_missing".into(), json!(true));
+                }
+                if let Some(repository) = expected_repository {
+                    change.insert("expected_repository".into(), json!(repository));
+                }
+                if let Some(workflow) = expected_workflow {
+                    change.insert("expected_workflow".into(), json!(workflow));
+                }
+                patch.insert("provenance_change".into(), Value::Object(change));
+            }
+            if clear_provenance_change {
+                patch.remove("provenance_change");
+            }
             if let Some(publish) = publish {
                 patch.insert("publish".into(), json!(publish));
             }
@@ -226,7 +280,7 @@ pub async fn run(command: PolicyCommand) -> anyhow::Result<()> {
             }
             if !given && !clear {
                 bail!(
-                    "nothing to set: give --publish, --approvals, --cooling-off, --expedite, --stage-ttl, or --clear"
+                    "nothing to set: give --publish, --approvals, --cooling-off, --expedite, --stage-ttl, --require-provenance, --downgrade-protection, --allow-missing-provenance, --expected-repository, --expected-workflow, --clear-provenance-change, or --clear"
                 );
             }
             let mut request = client

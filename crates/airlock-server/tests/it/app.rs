@@ -2,9 +2,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use airlock_registry::{Clock, CreateTokenRequest, NewAccount, Registry, RegistryConfig};
+use airlock_registry::{
+    Clock, CreateTokenRequest, NewAccount, Registry, RegistryConfig, SigningKeys,
+};
 use airlock_server::ServerConfig;
-use airlock_store::{SqliteStore, TarballBlobs};
+use airlock_store::{KeyringFile, SqliteStore, TarballBlobs};
 use airlock_testkit::PublishBody;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
@@ -103,6 +105,15 @@ impl TestApp {
     }
 
     pub async fn with_config(config: RegistryConfig) -> Self {
+        Self::with_setup(config, |registry, _| registry).await
+    }
+
+    /// Like [`TestApp::with_config`], with `setup` adding to the registry before the router is
+    /// built (provenance roots, trusted publishing over the same store).
+    pub async fn with_setup(
+        config: RegistryConfig,
+        setup: impl FnOnce(Registry, Arc<SqliteStore>) -> Registry,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(
             SqliteStore::open(&dir.path().join("airlock.db"))
@@ -112,14 +123,18 @@ impl TestApp {
         let blobs = TarballBlobs::local(&dir.path().join("tarballs")).unwrap();
         let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let clock = Arc::new(TestClock(Mutex::new(start)));
+        // Signing keys in the data directory, as `airlock serve` keeps them.
+        let keys = SigningKeys::open(KeyringFile::in_data_dir(dir.path()), start).unwrap();
         let registry = Registry::new(
             store.clone(),
             store.clone(),
-            store,
+            store.clone(),
             blobs,
             config,
             clock.clone(),
-        );
+        )
+        .with_signing_keys(keys);
+        let registry = setup(registry, store);
         let router = airlock_server::router(
             registry.clone(),
             ServerConfig {

@@ -280,6 +280,8 @@ async fn assert_live(app: &TestApp, body: &PublishBody) -> Value {
     let tarball = app.send(Req::get(&body.tarball_path())).await;
     assert_status(&tarball, StatusCode::OK);
     assert_eq!(tarball.body.as_ref(), body.tarball.as_slice());
+    // Signed when it went live, like a direct publish.
+    crate::signatures::assert_signed(app, &doc).await;
     doc
 }
 

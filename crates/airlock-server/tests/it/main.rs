@@ -6,5 +6,7 @@ mod accounts;
 mod app;
 mod gate;
 mod packages;
+mod provenance;
 mod second_factor;
+mod signatures;
 mod webhooks;
