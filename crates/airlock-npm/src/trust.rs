@@ -25,7 +25,8 @@ impl Permission {
         }
     }
 
-    fn parse(s: &str) -> Option<Permission> {
+    /// The permission npm names `s` (`createPackage`, `createStagedPackage`).
+    pub fn parse(s: &str) -> Option<Permission> {
         match s {
             "createPackage" => Some(Permission::Publish),
             "createStagedPackage" => Some(Permission::Stage),

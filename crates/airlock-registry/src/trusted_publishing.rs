@@ -415,6 +415,20 @@ impl Registry {
         })
     }
 
+    /// The package whose trust is asked about; a restricted one does not exist for
+    /// non-maintainers.
+    async fn trust_package(
+        &self,
+        principal: &Principal,
+        name: &PackageName,
+    ) -> Result<airlock_store::PackageState> {
+        self.packages
+            .package(name.as_str())
+            .await?
+            .filter(|s| s.access != "restricted" || principal.is_maintainer(s))
+            .ok_or_else(|| RegistryError::NotFound(format!("package `{name}` does not exist")))
+    }
+
     /// A maintainer of `name`, with their second factor if they enabled one.
     async fn trust_manager<'p>(
         &self,
@@ -422,12 +436,7 @@ impl Registry {
         name: &PackageName,
     ) -> Result<(&'p Principal, Option<airlock_gate::SecondFactor>)> {
         let principal = require_principal(principal)?;
-        let state = self
-            .packages
-            .package(name.as_str())
-            .await?
-            .filter(|s| s.access != "restricted" || principal.is_maintainer(s))
-            .ok_or_else(|| RegistryError::NotFound(format!("package `{name}` does not exist")))?;
+        let state = self.trust_package(principal, name).await?;
         principal.require_maintainer(name, &state)?;
         let factor = if self.has_second_factor(&principal.user.name).await? {
             Some(
@@ -509,12 +518,7 @@ impl Registry {
         let trusted = self.trusted()?;
         let name = PackageName::parse(name)?;
         let principal = require_principal(principal)?;
-        let state = self
-            .packages
-            .package(name.as_str())
-            .await?
-            .filter(|s| s.access != "restricted" || principal.is_maintainer(s))
-            .ok_or_else(|| RegistryError::NotFound(format!("package `{name}` does not exist")))?;
+        let state = self.trust_package(principal, &name).await?;
         if !principal.is_maintainer(&state) {
             return Err(principal.not_maintainer(&name));
         }
@@ -608,6 +612,7 @@ impl Registry {
             .clone()
             .unwrap_or_else(|| format!("npm:{host}"));
         let now = self.now();
+        let leeway = i64::try_from(trusted.settings.leeway.as_secs()).unwrap_or(60);
         let verified = verify_id_token(
             id_token,
             &jwks,
@@ -615,7 +620,7 @@ impl Registry {
                 issuer: &config.issuer,
                 audience: &audience,
                 now: now.unix_timestamp(),
-                leeway: i64::try_from(trusted.settings.leeway.as_secs()).unwrap_or(60),
+                leeway,
             },
         )
         .map_err(|e| refused(ExchangeRefusal::InvalidIdToken(e)))?;
@@ -654,9 +659,7 @@ impl Registry {
                 token_jti: jti,
                 token_expires_at: time::OffsetDateTime::from_unix_timestamp(verified.expires_at())
                     .unwrap_or(now)
-                    + time::Duration::seconds(
-                        i64::try_from(trusted.settings.leeway.as_secs()).unwrap_or(60),
-                    ),
+                    + time::Duration::seconds(leeway),
                 pin_ids: if config.pinned_ids.is_none() {
                     matched.pin_ids
                 } else {
@@ -696,11 +699,7 @@ impl Registry {
         let permissions = record
             .permissions
             .iter()
-            .map(|p| match p.as_str() {
-                "createPackage" => Ok(Permission::Publish),
-                "createStagedPackage" => Ok(Permission::Stage),
-                _ => Err(corrupt()),
-            })
+            .map(|p| Permission::parse(p).ok_or_else(corrupt))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(Some((
             PublisherGrant {
