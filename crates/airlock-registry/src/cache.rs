@@ -71,15 +71,6 @@ pub(crate) struct TarballRef {
     pub size: u64,
 }
 
-impl TarballRef {
-    pub(crate) fn sha512_hex(&self) -> String {
-        let mut text = [0u8; 128];
-        // The buffer is exactly twice the digest's length, so encoding cannot fail.
-        let _ = hex::encode_to_slice(self.sha512, &mut text);
-        String::from_utf8_lossy(&text).into_owned()
-    }
-}
-
 /// What a read needs to know about a package at one revision, and its documents once
 /// rendered. It keeps no copy of the package state: a document not rendered yet is rendered
 /// from the store when first asked for.

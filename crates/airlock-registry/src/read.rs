@@ -43,7 +43,7 @@ pub struct TarballStream {
 /// A published tarball: whole when small, else streamed from the blob store.
 pub struct Tarball {
     pub size: u64,
-    pub sha512_hex: String,
+    pub sha512: [u8; 64],
     pub body: BlobBody,
 }
 
@@ -212,8 +212,7 @@ impl Registry {
             .and_then(|rest| rest.strip_suffix(".tgz"))
             .ok_or_else(missing)?;
         let tarball = *entry.tarballs.get(version).ok_or_else(missing)?;
-        let sha512_hex = tarball.sha512_hex();
-        let (size, body) = self.blobs.read(&sha512_hex, tarball.size).await?.ok_or_else(|| {
+        let (size, body) = self.blobs.read(&tarball.sha512, tarball.size).await?.ok_or_else(|| {
             tracing::error!(package.name = %name, package.version = version, "tarball blob missing");
             missing()
         })?;
@@ -223,7 +222,7 @@ impl Registry {
         }
         Ok(Tarball {
             size,
-            sha512_hex,
+            sha512: tarball.sha512,
             body,
         })
     }

@@ -179,24 +179,40 @@ impl TarballBlobs {
 
     /// The blob's bytes, whole when small, or `None` when there is no such blob. The hot path
     /// of a tarball download. `expected_size` is what the caller knows the blob's size to be.
+    ///
+    /// Small blobs (up to 1 MiB) are read whole and kept in memory, the least recently read
+    /// going first. A larger blob is read whole and kept only while the cache has room for it
+    /// without evicting anything; otherwise it is streamed from the store. So a popular 5 MB
+    /// tarball is sent from memory, while a sweep over many large ones costs no more memory
+    /// than the budget.
     pub async fn read(
         &self,
-        sha512_hex: &str,
+        sha512: &[u8; 64],
         expected_size: u64,
     ) -> Result<Option<(u64, BlobBody)>, BlobError> {
-        if let Some(bytes) = self.cache.get(sha512_hex) {
+        if let Some(bytes) = self.cache.get(sha512) {
             return Ok(Some((bytes.len() as u64, BlobBody::Whole(bytes))));
         }
+        let sha512_hex = hex::encode(sha512);
+        let room = if expected_size > WHOLE_READ_MAX_BYTES {
+            self.cache.reserve(expected_size)
+        } else {
+            None
+        };
+        let whole_max = room
+            .as_ref()
+            .map_or(WHOLE_READ_MAX_BYTES, |_| expected_size);
         let read = match &self.local_dir {
             Some(dir) => {
-                let path = dir.join(Self::key_text(sha512_hex)?);
+                let path = dir.join(Self::key_text(&sha512_hex)?);
                 // Buffers are allocated here, on the caller's thread, not in the blocking
                 // pool: glibc's malloc keeps an arena per thread, and each of the pool's many
                 // threads would otherwise keep its own high-water mark of tarball buffers.
-                let buffer = Vec::with_capacity(whole_capacity(expected_size));
-                let opened = tokio::task::spawn_blocking(move || open_local(&path, buffer))
-                    .await
-                    .map_err(|e| local_error(std::io::Error::other(e)))?;
+                let buffer = Vec::with_capacity(whole_capacity(expected_size, whole_max));
+                let opened =
+                    tokio::task::spawn_blocking(move || open_local(&path, buffer, whole_max))
+                        .await
+                        .map_err(|e| local_error(std::io::Error::other(e)))?;
                 match opened {
                     Ok(Opened::Whole(bytes)) => (bytes.len() as u64, BlobBody::Whole(bytes)),
                     Ok(Opened::Large(file, size)) => (size, BlobBody::Stream(chunks(file, size))),
@@ -205,10 +221,10 @@ impl TarballBlobs {
                 }
             }
             None => {
-                let Some((size, stream)) = self.get(sha512_hex).await? else {
+                let Some((size, stream)) = self.get(&sha512_hex).await? else {
                     return Ok(None);
                 };
-                if size <= WHOLE_READ_MAX_BYTES {
+                if size <= whole_max {
                     let chunks: Vec<Bytes> =
                         stream.try_collect().await.map_err(BlobError::Backend)?;
                     (size, BlobBody::Whole(chunks.concat().into()))
@@ -219,16 +235,22 @@ impl TarballBlobs {
             }
         };
         if let (_, BlobBody::Whole(bytes)) = &read {
-            self.cache.insert(sha512_hex, bytes.clone());
+            match room {
+                Some(room) => self.cache.insert_into(room, sha512, bytes.clone()),
+                None => self.cache.insert(sha512, bytes.clone()),
+            }
         }
         Ok(Some(read))
     }
 }
 
-/// Recently read small blobs, bounded by bytes; the least recently read go first.
+/// Recently read blobs, bounded by bytes; the least recently read go first.
 #[derive(Debug)]
 struct BlobCache {
-    entries: RwLock<HashMap<Box<str>, CachedBlob>>,
+    /// Keyed by the digest itself: blob digests are what the map hashes and compares on every
+    /// tarball download.
+    entries: RwLock<HashMap<[u8; 64], CachedBlob>>,
+    /// Bytes of the entries plus the room reserved for large blobs being read.
     bytes: AtomicUsize,
     budget: usize,
     clock: AtomicU64,
@@ -243,6 +265,19 @@ struct CachedBlob {
 /// Memory per cached blob beyond its bytes: the key and the map slot.
 const CACHED_BLOB_OVERHEAD_BYTES: usize = 200;
 
+/// Room taken in the cache for a large blob while it is read; given back if it is not used.
+#[derive(Debug)]
+struct Room<'a> {
+    cache: &'a BlobCache,
+    size: usize,
+}
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        self.cache.bytes.fetch_sub(self.size, Ordering::Relaxed);
+    }
+}
+
 impl BlobCache {
     fn new(budget: usize) -> Self {
         Self {
@@ -253,12 +288,17 @@ impl BlobCache {
         }
     }
 
-    fn get(&self, sha512_hex: &str) -> Option<Bytes> {
+    /// The largest blob worth keeping: one blob never takes more than a quarter of the budget.
+    fn max_entry(&self) -> usize {
+        self.budget / 4
+    }
+
+    fn get(&self, sha512: &[u8; 64]) -> Option<Bytes> {
         let entries = self
             .entries
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cached = entries.get(sha512_hex)?;
+        let cached = entries.get(sha512)?;
         cached.last_used.store(
             self.clock.fetch_add(1, Ordering::Relaxed),
             Ordering::Relaxed,
@@ -266,27 +306,63 @@ impl BlobCache {
         Some(cached.bytes.clone())
     }
 
-    fn insert(&self, sha512_hex: &str, bytes: Bytes) {
-        let size = bytes.len() + CACHED_BLOB_OVERHEAD_BYTES;
-        if size > self.budget / 4 {
+    /// Takes room for a blob of `size` bytes if the cache has it free, evicting nothing.
+    fn reserve(&self, size: u64) -> Option<Room<'_>> {
+        let size = usize::try_from(size)
+            .ok()?
+            .checked_add(CACHED_BLOB_OVERHEAD_BYTES)?;
+        if size > self.max_entry() {
+            return None;
+        }
+        self.bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(size).filter(|&total| total <= self.budget)
+            })
+            .ok()?;
+        Some(Room { cache: self, size })
+    }
+
+    /// Keeps a large blob in the room reserved for it (a blob of another size, or one cached
+    /// meanwhile, gives the room back).
+    fn insert_into(&self, room: Room<'_>, sha512: &[u8; 64], bytes: Bytes) {
+        if bytes.len() + CACHED_BLOB_OVERHEAD_BYTES != room.size {
             return;
         }
         let mut entries = self
             .entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.contains_key(sha512_hex) {
+        if entries.contains_key(sha512) {
             return;
         }
         let last_used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
-        entries.insert(sha512_hex.into(), CachedBlob { bytes, last_used });
+        entries.insert(*sha512, CachedBlob { bytes, last_used });
+        // The entry now holds the room.
+        std::mem::forget(room);
+    }
+
+    /// Keeps a small blob, evicting the least recently read when over budget.
+    fn insert(&self, sha512: &[u8; 64], bytes: Bytes) {
+        let size = bytes.len() + CACHED_BLOB_OVERHEAD_BYTES;
+        if size > self.max_entry() {
+            return;
+        }
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.contains_key(sha512) {
+            return;
+        }
+        let last_used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
+        entries.insert(*sha512, CachedBlob { bytes, last_used });
         let total = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
         if total <= self.budget {
             return;
         }
-        let mut by_age: Vec<(u64, Box<str>)> = entries
+        let mut by_age: Vec<(u64, [u8; 64])> = entries
             .iter()
-            .map(|(key, cached)| (cached.last_used.load(Ordering::Relaxed), key.clone()))
+            .map(|(key, cached)| (cached.last_used.load(Ordering::Relaxed), *key))
             .collect();
         by_age.sort_unstable_by_key(|(last_used, _)| *last_used);
         let target = self.budget / 100 * EVICT_TO_PERCENT;
@@ -316,22 +392,21 @@ enum Opened {
     Large(std::fs::File, u64),
 }
 
-/// The buffer to read a blob of `size` bytes whole into (none for a large one).
-fn whole_capacity(size: u64) -> usize {
-    if size > WHOLE_READ_MAX_BYTES {
+/// The buffer to read a blob of `size` bytes whole into (none when it is streamed).
+fn whole_capacity(size: u64, whole_max: u64) -> usize {
+    if size > whole_max {
         0
     } else {
-        // At most WHOLE_READ_MAX_BYTES, so it fits; one more byte lets the read see the end
-        // of the file without growing the buffer.
-        usize::try_from(size).unwrap_or_default() + 1
+        // One more byte lets the read see the end of the file without growing the buffer.
+        usize::try_from(size).map_or(0, |size| size + 1)
     }
 }
 
-/// Opens a local blob; reads it whole into `buffer` when it is small.
-fn open_local(path: &Path, mut buffer: Vec<u8>) -> std::io::Result<Opened> {
+/// Opens a local blob; reads it whole into `buffer` when it has at most `whole_max` bytes.
+fn open_local(path: &Path, mut buffer: Vec<u8>, whole_max: u64) -> std::io::Result<Opened> {
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
-    if size > WHOLE_READ_MAX_BYTES {
+    if size > whole_max {
         return Ok(Opened::Large(file, size));
     }
     file.read_to_end(&mut buffer)?;
@@ -418,9 +493,13 @@ mod tests {
         hex::encode(Sha512::digest(bytes))
     }
 
-    async fn whole(blobs: &TarballBlobs, sha512_hex: &str) -> Option<Vec<u8>> {
+    fn sha512(bytes: &[u8]) -> [u8; 64] {
+        Sha512::digest(bytes).into()
+    }
+
+    async fn whole(blobs: &TarballBlobs, sha512: &[u8; 64]) -> Option<Vec<u8>> {
         // A wrong size hint costs only a reallocation.
-        match blobs.read(sha512_hex, 3).await.unwrap()? {
+        match blobs.read(sha512, 3).await.unwrap()? {
             (size, BlobBody::Whole(bytes)) => {
                 assert_eq!(size, bytes.len() as u64);
                 Some(bytes.to_vec())
@@ -432,13 +511,16 @@ mod tests {
     #[tokio::test]
     async fn small_blobs_read_whole_and_large_ones_stream_in_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = TarballBlobs::local(dir.path()).unwrap();
+        // Too small a cache to keep the large blob: it streams.
+        let blobs = TarballBlobs::local(dir.path())
+            .unwrap()
+            .with_cache_bytes(2 * WHOLE_READ_MAX_BYTES as usize);
         let small = b"a small tarball".to_vec();
         blobs
             .put(&digest(&small), small.clone().into())
             .await
             .unwrap();
-        assert_eq!(whole(&blobs, &digest(&small)).await, Some(small));
+        assert_eq!(whole(&blobs, &sha512(&small)).await, Some(small));
 
         // Not a multiple of the chunk size, so the last chunk is short.
         let large: Vec<u8> = (0..(2 * READ_CHUNK_BYTES + WHOLE_READ_MAX_BYTES as usize + 7))
@@ -449,7 +531,7 @@ mod tests {
             .await
             .unwrap();
         let (size, body) = blobs
-            .read(&digest(&large), large.len() as u64)
+            .read(&sha512(&large), large.len() as u64)
             .await
             .unwrap()
             .unwrap();
@@ -463,13 +545,13 @@ mod tests {
 
         assert!(
             blobs
-                .read(&digest(b"never stored"), 10)
+                .read(&sha512(b"never stored"), 10)
                 .await
                 .unwrap()
                 .is_none()
         );
         assert!(matches!(
-            blobs.read("not-a-digest", 10).await,
+            blobs.get("not-a-digest").await,
             Err(BlobError::BadDigest(_))
         ));
     }
@@ -486,17 +568,99 @@ mod tests {
                 .put(&digest(bytes), bytes.clone().into())
                 .await
                 .unwrap();
-            assert_eq!(whole(&blobs, &digest(bytes)).await.as_ref(), Some(bytes));
+            assert_eq!(whole(&blobs, &sha512(bytes)).await.as_ref(), Some(bytes));
         }
         // Twelve read into room for ten: the oldest went; the cache stays within its budget.
         assert!(blobs.cache.bytes.load(Ordering::Relaxed) <= blobs.cache.budget);
-        assert!(blobs.cache.get(&digest(&contents[0])).is_none());
-        assert!(blobs.cache.get(&digest(&contents[11])).is_some());
+        assert!(blobs.cache.get(&sha512(&contents[0])).is_none());
+        assert!(blobs.cache.get(&sha512(&contents[11])).is_some());
 
         // A cached blob is answered without the disk.
-        let last = digest(&contents[11]);
-        std::fs::remove_file(dir.path().join(TarballBlobs::key_text(&last).unwrap())).unwrap();
+        let last = sha512(&contents[11]);
+        std::fs::remove_file(
+            dir.path()
+                .join(TarballBlobs::key_text(&hex::encode(last)).unwrap()),
+        )
+        .unwrap();
         assert_eq!(whole(&blobs, &last).await.as_ref(), Some(&contents[11]));
+    }
+
+    /// A large blob is kept whole only in room the cache has free; it never evicts.
+    #[tokio::test]
+    async fn large_blobs_are_kept_only_in_free_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let large_len = WHOLE_READ_MAX_BYTES as usize + 10;
+        let budget = 4 * (large_len + CACHED_BLOB_OVERHEAD_BYTES);
+        let blobs = TarballBlobs::local(dir.path())
+            .unwrap()
+            .with_cache_bytes(budget);
+        let large: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; large_len]).collect();
+        for bytes in &large {
+            blobs
+                .put(&digest(bytes), bytes.clone().into())
+                .await
+                .unwrap();
+        }
+        let read = |i: usize| {
+            let blobs = &blobs;
+            let sha512 = sha512(&large[i]);
+            async move {
+                match blobs
+                    .read(&sha512, large_len as u64)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                {
+                    (_, BlobBody::Whole(bytes)) => (true, bytes.to_vec()),
+                    (_, BlobBody::Stream(stream)) => {
+                        let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+                        (false, chunks.concat())
+                    }
+                }
+            }
+        };
+        // The first is read whole into free room, and then served from memory.
+        assert_eq!(read(0).await, (true, large[0].clone()));
+        assert!(blobs.cache.get(&sha512(&large[0])).is_some());
+        // Small blobs take part of the rest of the budget.
+        let small: Vec<Vec<u8>> = (0..3u8).map(|i| vec![100 + i; 1000]).collect();
+        for bytes in &small {
+            blobs
+                .put(&digest(bytes), bytes.clone().into())
+                .await
+                .unwrap();
+            assert_eq!(whole(&blobs, &sha512(bytes)).await.as_ref(), Some(bytes));
+        }
+        // Two more large ones fit; the fourth does not and streams, evicting nothing.
+        assert_eq!(read(1).await, (true, large[1].clone()));
+        assert_eq!(read(2).await, (true, large[2].clone()));
+        assert_eq!(read(3).await, (false, large[3].clone()));
+        assert!(blobs.cache.get(&sha512(&large[3])).is_none());
+        for bytes in &small {
+            assert!(blobs.cache.get(&sha512(bytes)).is_some());
+        }
+        assert!(blobs.cache.bytes.load(Ordering::Relaxed) <= budget);
+        // A large blob whose read fails gives its room back.
+        let before = blobs.cache.bytes.load(Ordering::Relaxed);
+        assert!(
+            blobs
+                .read(&sha512(b"gone"), large_len as u64)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(blobs.cache.bytes.load(Ordering::Relaxed), before);
+        // Small blobs still evict the least recently read, large ones included.
+        for i in 0..4u8 {
+            let bytes = vec![200 + i; large_len / 2];
+            blobs
+                .put(&digest(&bytes), bytes.clone().into())
+                .await
+                .unwrap();
+            whole(&blobs, &sha512(&bytes)).await.unwrap();
+        }
+        assert!(blobs.cache.get(&sha512(&large[0])).is_none());
+        assert!(blobs.cache.bytes.load(Ordering::Relaxed) <= budget);
     }
 
     #[tokio::test]
@@ -508,7 +672,7 @@ mod tests {
             .put(&digest(&bytes), bytes.clone().into())
             .await
             .unwrap();
-        assert_eq!(whole(&blobs, &digest(&bytes)).await, Some(bytes.clone()));
-        assert!(blobs.cache.get(&digest(&bytes)).is_none());
+        assert_eq!(whole(&blobs, &sha512(&bytes)).await, Some(bytes.clone()));
+        assert!(blobs.cache.get(&sha512(&bytes)).is_none());
     }
 }
