@@ -478,6 +478,7 @@ impl Registry {
                         _ => event.at(),
                     };
                     promote = Some(Promotion {
+                        manifest: self.live_manifest(&stage, &transition.state).await?,
                         description,
                         keywords,
                         at,
@@ -526,6 +527,42 @@ impl Registry {
         Err(RegistryError::Conflict(format!(
             "stage `{id}` is being changed by other requests right now: try again"
         )))
+    }
+
+    /// The version object a release goes live with: as staged, with `_npmUser` naming who
+    /// staged it (or the trusted publisher that did) and the maintainer whose approval
+    /// released it, in npm's shape for a staged publish (`_npmUser.approver`). pnpm's
+    /// `trustPolicy: no-downgrade` ranks that above any other trust evidence, so a later
+    /// version published without approval is refused by installers as a downgrade.
+    async fn live_manifest(
+        &self,
+        stage: &StageRecord,
+        state: &ReleaseState,
+    ) -> Result<serde_json::Map<String, Value>> {
+        let mut manifest = stage.manifest.clone();
+        let approval = match state {
+            ReleaseState::Live { approvals, .. } => approvals.last(),
+            _ => None,
+        };
+        let Some(approval) = approval else {
+            return Ok(manifest);
+        };
+        // Approvers are users, recorded by name.
+        let mut approver = json!({ "name": approval.approver.name });
+        if let Some(user) = self
+            .accounts
+            .user_by_name(approval.approver.id.as_str())
+            .await?
+        {
+            approver["email"] = json!(user.email);
+        }
+        let npm_user = manifest
+            .entry("_npmUser")
+            .or_insert_with(|| json!({ "name": stage.stager.name, "email": stage.stager.email }));
+        if let Some(npm_user) = npm_user.as_object_mut() {
+            npm_user.insert("approver".into(), approver);
+        }
+        Ok(manifest)
     }
 
     /// The bytes about to go live must be the ones that were staged and approved.

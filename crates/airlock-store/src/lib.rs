@@ -538,6 +538,9 @@ pub struct NewStage {
 
 /// Making a stage's version live, in the same transaction as the state change.
 pub struct Promotion {
+    /// The version object as it goes live: the staged one, with `_npmUser` naming who staged
+    /// and who approved it.
+    pub manifest: serde_json::Map<String, serde_json::Value>,
     pub description: Option<String>,
     pub keywords: Vec<String>,
     /// The go-live moment: `time[version]`.

@@ -1560,7 +1560,7 @@ impl Releases for SqliteStore {
                 .try_get("package_id")?;
             let version = NewVersion {
                 version: stage.version.clone(),
-                manifest: stage.manifest.clone(),
+                manifest: promotion.manifest.clone(),
                 integrity: stage.integrity.clone(),
                 shasum: stage.shasum.clone(),
                 sha512_hex: stage.sha512_hex.clone(),

@@ -80,6 +80,28 @@ async fn packuments_have_npm_shape() {
     insta::assert_json_snapshot!("abbreviated_packument", redact(corgi.json()));
 }
 
+/// Installers read trust evidence from `_npmUser` (pnpm's `trustPolicy`: `approver` for a
+/// staged publish, `trustedPublisher` for OIDC); a publisher cannot claim either.
+#[tokio::test]
+async fn a_publish_cannot_claim_an_approver_or_a_trusted_publisher() {
+    let app = TestApp::new().await;
+    let alice = app.user("alice").await;
+    let mut body = PublishBody::new("forged-evidence", "1.0.0");
+    body.manifest["_npmUser"] = json!({
+        "name": "alice",
+        "email": "alice@example.com",
+        "approver": { "name": "bob", "email": "bob@example.com" },
+        "trustedPublisher": { "id": "github", "oidcConfigId": "oidc:forged" }
+    });
+    app.published(&alice, &body).await;
+    let doc = app.packument("forged-evidence").await.json();
+    assert_eq!(
+        doc["versions"]["1.0.0"]["_npmUser"],
+        json!({ "name": "alice", "email": "alice@example.com" }),
+        "{doc:#}"
+    );
+}
+
 #[tokio::test]
 async fn etags_are_per_representation_and_revalidate() {
     let app = TestApp::new().await;

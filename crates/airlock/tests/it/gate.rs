@@ -821,3 +821,81 @@ fn npm_profile_enable_2fa_on_a_tty_then_approve_and_disable_through_web_otp() {
     pkg.set_version("1.2.0");
     alice.npm.npm_in(pkg.path(), &["publish"]).assert_ok();
 }
+
+/// A release that went live through the gate carries npm's staged-publish evidence,
+/// `_npmUser.approver`, which pnpm's `trustPolicy: no-downgrade` ranks above any other. Once
+/// one version went live with a maintainer's approval, pnpm will not install a later version
+/// published without one (a relaxed policy, or a stolen token on a registry that allows
+/// direct publishing): the oracle for the evidence is pnpm itself.
+#[test]
+fn pnpm_trust_policy_refuses_a_direct_publish_after_an_approved_release() {
+    let server = server();
+    let mut alice = User::enrolled(&server, "alice", "auth-only");
+    let mut pkg = package("approved-lib", &alice, &[]);
+    set_policy(
+        &server,
+        &mut alice,
+        "approved-lib",
+        json!({ "publish": "staged" }),
+    );
+    pkg.set_version("1.1.0");
+    let ci = User::new(&server, "ci-bot");
+    alice
+        .npm(&["owner", "add", "ci-bot", "approved-lib"])
+        .assert_ok();
+    let id = stage_publish(&ci, &pkg);
+    assert_approved(&approve(&alice, &id), &id);
+    let doc = assert_live(&server, "approved-lib", "1.1.0");
+    assert_eq!(
+        doc["versions"]["1.1.0"]["_npmUser"],
+        json!({
+            "name": "ci-bot",
+            "email": "ci-bot@example.com",
+            "approver": { "name": "alice", "email": "alice@example.com" }
+        }),
+        "who staged it and who approved it"
+    );
+    assert_eq!(
+        doc["versions"]["1.0.0"]["_npmUser"],
+        json!({ "name": "alice", "email": "alice@example.com" }),
+        "a direct publish has no approver"
+    );
+
+    // The gate is relaxed and 1.2.0 is published directly, with a plain token.
+    set_policy(
+        &server,
+        &mut alice,
+        "approved-lib",
+        json!({ "publish": "direct" }),
+    );
+    pkg.set_version("1.2.0");
+    ci.npm.npm_in(pkg.path(), &["publish"]).assert_ok();
+    let doc = assert_live(&server, "approved-lib", "1.2.0");
+    assert!(
+        doc["versions"]["1.2.0"]["_npmUser"]
+            .get("approver")
+            .is_none(),
+        "{doc:#}"
+    );
+
+    let consumer = |dir: &str, settings: &str| {
+        let project = alice.npm.project(dir);
+        let pj = json!({"name": dir, "version": "1.0.0", "private": true, "dependencies": {"approved-lib": "^1.0.0"}});
+        fs::write(project.join("package.json"), pj.to_string()).unwrap();
+        fs::write(project.join("pnpm-workspace.yaml"), settings).unwrap();
+        let out = alice.npm.pnpm(&project, &["install"]);
+        let installed = fs::read_to_string(project.join("node_modules/approved-lib/package.json"))
+            .ok()
+            .and_then(|pj| serde_json::from_str::<Value>(&pj).ok())
+            .and_then(|pj| pj["version"].as_str().map(str::to_owned));
+        (out, installed)
+    };
+    // Without a trust policy pnpm takes the newest match.
+    let (out, installed) = consumer("pnpm-plain", "");
+    out.assert_ok();
+    assert_eq!(installed.as_deref(), Some("1.2.0"), "{out:?}");
+    // With one, 1.2.0 is a downgrade from the approved 1.1.0.
+    let (out, installed) = consumer("pnpm-no-downgrade", "trustPolicy: no-downgrade\n");
+    out.assert_ok();
+    assert_eq!(installed.as_deref(), Some("1.1.0"), "{out:?}");
+}
