@@ -68,7 +68,8 @@ class Ctx:
         self.report_path = args.report or (os.path.join(self.out, "BENCHMARKS.md") if args.quick else os.path.join(REPO, "BENCHMARKS.md"))
         self.duration = args.duration or (2 if args.quick else 5)
         self.max_duration = 10 if args.quick else 20
-        self.install_reps = args.install_reps or (1 if args.quick else 3)
+        self.install_reps = args.install_reps or (1 if args.quick else 5)
+        self.rounds = args.rounds or (1 if args.quick else 3)
         os.makedirs(self.logs, exist_ok=True)
 
     def manifest(self):
@@ -531,7 +532,48 @@ def file_sha256(path):
 # Measurements
 
 
+def wait_quiet(ctx, limit_s=60.0):
+    """Waits until every server has worked off earlier load before the next measurement.
+    Verdaccio goes on answering the requests wrk abandoned at the end of a run (a huge
+    packument at 64 connections keeps it busy for many seconds), which would otherwise land on
+    whichever server is measured next. Quiet: under 6% of a core over half a second."""
+    servers = getattr(ctx, "servers", None) or {}
+    start = time.monotonic()
+    busy = []
+    while time.monotonic() - start < limit_s:
+        before = {n: s.cpu() for n, s in servers.items()}
+        time.sleep(0.5)
+        busy = [n for n, s in servers.items() if s.cpu() - before[n] > 0.03]
+        if not busy:
+            break
+    waited = time.monotonic() - start
+    if waited > 1.5:
+        still = f"; still busy: {', '.join(busy)}" if busy else ""
+        log(f"  waited {waited:.1f} s for the servers to go quiet{still}")
+    ctx.quiet_waits.append(round(waited, 1))
+
+
+def wrk_all(ctx, servers, paths, conc, accept=None, encoding=None, inm=None):
+    """wrk against every server, `ctx.rounds` times, rotating which server goes first; each
+    server's median round (by req/s) is its figure, so a burst of background work on a shared
+    machine moves one round, not the result. `inm`: If-None-Match per server name (a server
+    without one is skipped and gets None)."""
+    names = [n for n in servers if inm is None or inm.get(n) is not None]
+    rounds = {n: [] for n in names}
+    for r in range(ctx.rounds):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            run = run_wrk(ctx, servers[n].port, paths, conc, accept=accept, encoding=encoding, inm=inm[n] if inm else None)
+            rounds[n].append(run)
+    result = {n: None for n in servers}
+    for n, runs in rounds.items():
+        median = sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
+        result[n] = dict(median, rounds_rps=[round(run["rps"], 1) for run in runs])
+    return result
+
+
 def run_wrk(ctx, port, paths, conc, accept=None, encoding=None, inm=None, duration=None):
+    wait_quiet(ctx)
     paths_file = os.path.join(ctx.out, "wrk-paths.txt")
     with open(paths_file, "w") as f:
         f.write("\n".join(paths) + "\n")
@@ -587,6 +629,7 @@ def npm_env(ctx):
 
 
 def npm_install(ctx, server, rep):
+    wait_quiet(ctx)
     manifest = ctx.manifest()
     work = os.path.join(ctx.out, "install", f"{server.name}-{rep}")
     if os.path.exists(work):
@@ -692,6 +735,8 @@ def cmd_measure(ctx):
     huge_names = [p["name"] for p in sorted(manifest["packages"], key=lambda p: -p["versions"]) if p["kind"] == "huge"]
     publish_target = huge_names[1] if len(huge_names) > 1 else huge_names[0]
     servers = {name: Server(ctx, name) for name in SERVERS}
+    ctx.servers = servers
+    ctx.quiet_waits = []
     res = Results()
     meta = {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     run_id = int(time.time())
@@ -733,11 +778,11 @@ def cmd_measure(ctx):
                 # (keeps a full run within about half an hour).
                 for enc, concs in ((None, (1, 16, 64)), ("gzip", (16,))):
                     for conc in concs:
-                        runs = {name: run_wrk(ctx, s.port, ["/" + pkg], conc, accept=accept, encoding=enc) for name, s in servers.items()}
+                        runs = wrk_all(ctx, servers, ["/" + pkg], conc, accept=accept, encoding=enc)
                         enc_label = "gzip" if enc else "identity"
                         base = f"pk_{pkg_label}_{rep}_{enc_label}_c{conc}"
                         title = f"{rep} packument, {pkg_label} ({sizes[f'{pkg_label}_{rep}_airlock'] / 1024:,.0f} KB), {enc_label}, c={conc}"
-                        detail = {n: {k: r[k] for k in ("requests", "errors", "duration_s", "bytes")} for n, r in runs.items()}
+                        detail = {n: {k: r[k] for k in ("requests", "errors", "duration_s", "bytes", "rounds_rps")} for n, r in runs.items()}
                         res.add(base + "_rps", "Packument GET", title, "req/s", {n: r["rps"] for n, r in runs.items()}, target={"kind": "packument"}, detail=detail)
                         res.add(base + "_p50", "Packument GET", title, "p50 ms", {n: r["p50_us"] / 1000 for n, r in runs.items()}, better="lower")
                         target = {"kind": "p99_vs_verdaccio_p50", "ref": base + "_p50"} if conc > 1 else None
@@ -749,12 +794,7 @@ def cmd_measure(ctx):
         for pkg_label, pkg in (("small", small), ("huge", huge)):
             headers = {"Accept": FULL, "Accept-Encoding": "gzip"}
             etags = {name: etag_for(s.port, "/" + pkg, headers)[0] for name, s in servers.items()}
-            runs = {}
-            for name, s in servers.items():
-                if etags[name] is None:
-                    runs[name] = None
-                    continue
-                runs[name] = run_wrk(ctx, s.port, ["/" + pkg], 16, accept=FULL, encoding="gzip", inm=etags[name])
+            runs = wrk_all(ctx, servers, ["/" + pkg], 16, accept=FULL, encoding="gzip", inm=etags)
             title = f"revalidation 304, {pkg_label} full packument, c=16"
             res.add(f"reval_{pkg_label}_rps", "Revalidation", title, "req/s", {n: (r["rps"] if r else None) for n, r in runs.items()})
             res.add(f"reval_{pkg_label}_p99", "Revalidation", title, "p99 ms", {n: (r["p99_us"] / 1000 if r else None) for n, r in runs.items()}, better="lower")
@@ -778,10 +818,10 @@ def cmd_measure(ctx):
                     status, _, _ = request(s.port, "GET", paths[0])
                     if status != 200:
                         raise RuntimeError(f"{name}: GET {paths[0]} -> {status}")
-                runs = {name: run_wrk(ctx, s.port, paths, conc) for name, s in servers.items()}
+                runs = wrk_all(ctx, servers, paths, conc)
                 key = f"tgz_{'typical' if label.startswith('typical') else 'large'}_c{conc}"
                 title = f"tarball GET, {label}, {len(paths)} files, c={conc}"
-                detail = {n: {k: r[k] for k in ("requests", "errors", "duration_s", "bytes")} for n, r in runs.items()}
+                detail = {n: {k: r[k] for k in ("requests", "errors", "duration_s", "bytes", "rounds_rps")} for n, r in runs.items()}
                 res.add(key + "_mbps", "Tarball GET", title, "MB/s", {n: r["mbps"] for n, r in runs.items()}, target={"kind": "tarball"}, detail=detail)
                 res.add(key + "_rps", "Tarball GET", title, "req/s", {n: r["rps"] for n, r in runs.items()})
                 res.add(key + "_p50", "Tarball GET", title, "p50 ms", {n: r["p50_us"] / 1000 for n, r in runs.items()}, better="lower")
@@ -791,8 +831,9 @@ def cmd_measure(ctx):
         log(f"measure: npm install of {len(manifest['install_set'])} dependencies, cold cache, {ctx.install_reps} run(s) per server")
         times = {name: [] for name in SERVERS}
         for rep in range(ctx.install_reps):
-            for name, s in servers.items():
-                times[name].append(npm_install(ctx, s, rep))
+            k = rep % len(SERVERS)
+            for name in SERVERS[k:] + SERVERS[:k]:
+                times[name].append(npm_install(ctx, servers[name], rep))
                 log(f"  npm install from {name}: {times[name][-1]:.2f} s")
         res.add("npm_install", "npm install", f"cold-cache npm install, {len(manifest['install_set'])} deps (median of {ctx.install_reps})", "s",
                 {n: statistics.median(t) for n, t in times.items()}, better="lower", target={"kind": "install"}, detail={"all": times})
@@ -841,7 +882,8 @@ def cmd_measure(ctx):
         "seed": manifest["params"]["seed"],
     }
     meta["load_seconds"] = state.get("load_seconds")
-    meta["durations"] = {"wrk_seconds": ctx.duration, "wrk_max_seconds": ctx.max_duration}
+    meta["durations"] = {"wrk_seconds": ctx.duration, "wrk_max_seconds": ctx.max_duration, "rounds": ctx.rounds,
+                         "install_reps": ctx.install_reps, "quiet_waits_s": sum(ctx.quiet_waits), "quiet_waits_max_s": max(ctx.quiet_waits, default=0)}
     with open(ctx.results_path, "w") as f:
         json.dump({"meta": meta, "rows": res.rows}, f, indent=1)
     log(f"measure: results in {ctx.results_path}")
@@ -990,8 +1032,13 @@ def cmd_report(ctx):
     w("")
     w("## Results")
     w("")
-    w(f"wrk runs of {meta['durations']['wrk_seconds']} s (rerun for {meta['durations']['wrk_max_seconds']} s when a server completed "
-      "fewer than max(50, 2×c) requests); c = connections. Packument requests send npm's `Accept` (full: `application/json`, "
+    d = meta["durations"]
+    rounds = d.get("rounds", 1)
+    w(f"wrk runs of {d['wrk_seconds']} s (rerun for {d['wrk_max_seconds']} s when a server completed "
+      f"fewer than max(50, 2×c) requests); c = connections. Each figure is the median of {rounds} round(s) per server, the servers "
+      "taking turns to go first; before every run the harness waits until all three servers are idle (Verdaccio goes on answering "
+      f"requests wrk abandoned: {d.get('quiet_waits_s', 0):.0f} s of waiting in all, at most {d.get('quiet_waits_max_s', 0):.0f} s at once). "
+      "Packument requests send npm's `Accept` (full: `application/json`, "
       "abbreviated: the corgi header); \"gzip\" rows also send `Accept-Encoding: gzip`, as npm does (measured at c=16 only). "
       "V = Verdaccio, N = nginx.")
     w("")
@@ -1050,6 +1097,7 @@ def main():
     ap.add_argument("--airlock-rev", help="the commit the Airlock binary was built from (for the report)")
     ap.add_argument("--duration", type=int, help="seconds per wrk run")
     ap.add_argument("--install-reps", type=int)
+    ap.add_argument("--rounds", type=int, help="wrk runs per figure and server (the median counts)")
     ap.add_argument("--reload", action="store_true", help="publish the corpus into Verdaccio again")
     args = ap.parse_args()
     ctx = Ctx(args)
