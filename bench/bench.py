@@ -532,6 +532,14 @@ def file_sha256(path):
 # Measurements
 
 
+def cpu_times():
+    """The machine's CPU time split, from /proc/stat: (steal, total) in ticks."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user).
+    return fields[7], sum(fields[:8])
+
+
 def wait_quiet(ctx, limit_s=60.0):
     """Waits until every server has worked off earlier load before the next measurement.
     Verdaccio goes on answering the requests wrk abandoned at the end of a run (a huge
@@ -568,7 +576,11 @@ def wrk_all(ctx, servers, paths, conc, accept=None, encoding=None, inm=None):
     result = {n: None for n in servers}
     for n, runs in rounds.items():
         median = sorted(runs, key=lambda run: run["rps"])[len(runs) // 2]
-        result[n] = dict(median, rounds_rps=[round(run["rps"], 1) for run in runs])
+        # Latency percentiles are medians over the rounds too, each on its own: one stalled
+        # round (a burst of CPU steal) must not decide a p99.
+        latency = {k: statistics.median(run[k] for run in runs) for k in ("p50_us", "p90_us", "p99_us")}
+        result[n] = dict(median, **latency, rounds_rps=[round(run["rps"], 1) for run in runs],
+                         rounds_p99_us=[run["p99_us"] for run in runs])
     return result
 
 
@@ -751,6 +763,7 @@ def cmd_measure(ctx):
         res.add("startup", "Process", "Start to first answered request", "ms", startup, better="lower")
         res.add("rss_idle", "Process", "RSS idle (after start and one request)", "MB", idle, better="lower", target={"kind": "abs_max", "value": 30, "text": "≤ 30 MB"})
         cpu0 = {name: s.cpu() for name, s in servers.items()}
+        steal0, total0 = cpu_times()
         phases = meta["rss_by_phase"] = []
 
         def snapshot(phase):
@@ -865,6 +878,8 @@ def cmd_measure(ctx):
         peak = {name: s.memory()[1] / 1024 for name, s in servers.items()}
         res.add("rss_peak", "Process", "RSS peak (VmHWM over the whole run)", "MB", peak, better="lower", target={"kind": "rss_peak"})
         meta["cpu_seconds"] = {name: s.cpu() - cpu0[name] for name, s in servers.items()}
+        steal1, total1 = cpu_times()
+        meta["cpu_steal_percent"] = 100 * (steal1 - steal0) / max(1, total1 - total0)
     finally:
         for s in servers.values():
             s.stop()
@@ -1007,6 +1022,9 @@ def cmd_report(ctx):
     w(f"- {m['nproc']} cores, {m['cpu']}, {m['ram_gib']} GiB RAM, {m['os']}, Linux {m['kernel']}")
     w(f"- Airlock {m['airlock']}, release build; Verdaccio {m['verdaccio']} on Node {m['verdaccio_node']} (local storage, no uplinks); "
       f"{m['nginx']} (2 workers); {m['wrk']}; npm {m['npm']}")
+    if meta.get("cpu_steal_percent") is not None:
+        w(f"- CPU time taken by the hypervisor (steal) while measuring: {meta['cpu_steal_percent']:.0f}% of the machine's time. "
+          "A virtual machine with a busy host gives noisy single runs; that is what the rounds below are for.")
     w("")
     w("## Corpus")
     w("")
@@ -1035,8 +1053,8 @@ def cmd_report(ctx):
     d = meta["durations"]
     rounds = d.get("rounds", 1)
     w(f"wrk runs of {d['wrk_seconds']} s (rerun for {d['wrk_max_seconds']} s when a server completed "
-      f"fewer than max(50, 2×c) requests); c = connections. Each figure is the median of {rounds} round(s) per server, the servers "
-      "taking turns to go first; before every run the harness waits until all three servers are idle (Verdaccio goes on answering "
+      f"fewer than max(50, 2×c) requests); c = connections. Each figure is the median of {rounds} round(s) per server (req/s, p50 and p99 each on "
+      "its own), the servers taking turns to go first; before every run the harness waits until all three servers are idle (Verdaccio goes on answering "
       f"requests wrk abandoned: {d.get('quiet_waits_s', 0):.0f} s of waiting in all, at most {d.get('quiet_waits_max_s', 0):.0f} s at once). "
       "Packument requests send npm's `Accept` (full: `application/json`, "
       "abbreviated: the corgi header); \"gzip\" rows also send `Accept-Encoding: gzip`, as npm does (measured at c=16 only). "
