@@ -280,3 +280,79 @@ fn pump(
         }
     })
 }
+
+/// Spawns a long-running `cmd` and waits up to `timeout` for the line on its stdout that starts
+/// with `ready_prefix`; returns the child and that line. Stdout is copied line by line to
+/// `stdout_log` on a thread for the child's whole life, so the pipe never fills; stderr goes to
+/// `stderr_path`. A child that exits, closes stdout or stays silent is reported with what it
+/// printed on both (and killed when it overran).
+pub(crate) fn spawn_until_ready(
+    cmd: &mut Command,
+    stderr_path: &std::path::Path,
+    stdout_log: std::path::PathBuf,
+    ready_prefix: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Child, String)> {
+    use std::io::{BufRead, BufReader};
+
+    use anyhow::{Context, bail};
+
+    let stderr = std::fs::File::create(stderr_path).context("creating stderr log")?;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::from(stderr));
+    let what = describe(cmd);
+    let mut child = cmd.spawn().with_context(|| format!("spawning `{what}`"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut log = std::fs::File::create(stdout_log).ok();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(log) = log.as_mut() {
+                let _ = writeln!(log, "{line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+
+    let stderr_text = || std::fs::read_to_string(stderr_path).unwrap_or_default();
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.starts_with(ready_prefix) => return Ok((child, line)),
+            Ok(line) => seen.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let status = child.wait().ok();
+                bail!(
+                    "`{what}` closed stdout without the ready line (exit: {status:?})\nstdout:\n{}\nstderr:\n{}",
+                    seen.join("\n"),
+                    stderr_text()
+                );
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Drain whatever is left before reporting.
+            while let Ok(line) = rx.try_recv() {
+                if line.starts_with(ready_prefix) {
+                    bail!("`{what}` printed its ready line and then exited ({status})");
+                }
+                seen.push(line);
+            }
+            bail!(
+                "`{what}` exited ({status}) before it was ready\nstdout:\n{}\nstderr:\n{}",
+                seen.join("\n"),
+                stderr_text()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "`{what}` printed no ready line within {timeout:?}\nstdout:\n{}\nstderr:\n{}",
+                seen.join("\n"),
+                stderr_text()
+            );
+        }
+    }
+}

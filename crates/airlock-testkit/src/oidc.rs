@@ -6,11 +6,10 @@
 //! `ACTIONS_ID_TOKEN_REQUEST_URL` points at) and mints arbitrary tokens for negative tests.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
@@ -307,8 +306,6 @@ impl OidcIssuer {
             .prefix("airlock-oidc-")
             .tempdir()
             .context("creating temp dir")?;
-        let stderr_path = tmp.path().join("oidc-issuer.stderr.log");
-        let stderr = fs::File::create(&stderr_path).context("creating stderr log")?;
         let mut cmd = Command::new(&node);
         cmd.env_clear();
         for key in ["PATH", "HOME", "TMPDIR", "LANG", "TZ"] {
@@ -319,61 +316,15 @@ impl OidcIssuer {
         cmd.arg(script_path())
             .arg("--tools-prefix")
             .arg(tools::node22_prefix())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr));
-        let what = command::describe(&cmd);
-        let mut child = cmd.spawn().with_context(|| format!("spawning `{what}`"))?;
+            .stdin(Stdio::piped());
+        let (mut child, ready) = command::spawn_until_ready(
+            &mut cmd,
+            &tmp.path().join("oidc-issuer.stderr.log"),
+            tmp.path().join("oidc-issuer.stdout.log"),
+            READY_PREFIX,
+            READY_TIMEOUT,
+        )?;
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("no stdout")?;
-
-        let (tx, rx) = mpsc::channel::<String>();
-        let stdout_log = tmp.path().join("oidc-issuer.stdout.log");
-        std::thread::spawn(move || {
-            let mut log = fs::File::create(stdout_log).ok();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(log) = log.as_mut() {
-                    let _ = writeln!(log, "{line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
-
-        let stderr_text = || fs::read_to_string(&stderr_path).unwrap_or_default();
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut seen = Vec::new();
-        let ready = loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.starts_with(READY_PREFIX) => break line,
-                Ok(line) => seen.push(line),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = child.wait().ok();
-                    bail!(
-                        "`{what}` closed stdout without the ready line (exit: {status:?})\nstdout:\n{}\nstderr:\n{}",
-                        seen.join("\n"),
-                        stderr_text()
-                    );
-                }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                bail!(
-                    "`{what}` exited ({status}) before it was ready\nstdout:\n{}\nstderr:\n{}",
-                    seen.join("\n"),
-                    stderr_text()
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "`{what}` printed no ready line within {READY_TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
-                    seen.join("\n"),
-                    stderr_text()
-                );
-            }
-        };
         // "oidc-issuer: ready http://127.0.0.1:PORT request-token=TOKEN"
         let mut parts = ready[READY_PREFIX.len()..].split_whitespace();
         let url = parts.next().unwrap_or_default().to_owned();

@@ -1,10 +1,8 @@
 //! Spawning `airlock serve` on `127.0.0.1:0` and administering its data directory.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -123,78 +121,24 @@ impl Server {
     fn spawn(&mut self) -> anyhow::Result<()> {
         self.generation += 1;
         let stderr_path = self.stderr_path(self.generation);
-        let stderr = fs::File::create(&stderr_path).context("creating stderr log")?;
         let mut cmd = self.base_command();
         cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
         cmd.args(&self.opts.serve_args);
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr));
-        let what = command::describe(&cmd);
-        let mut child = cmd.spawn().with_context(|| format!("spawning `{what}`"))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-
-        // Read stdout on a thread: the ready line goes to us, everything (incl. later lines) to a log
-        // so the pipe never fills up.
-        let (tx, rx) = mpsc::channel::<String>();
+        cmd.stdin(Stdio::null());
         let stdout_log = self
             .tmp
             .path()
             .join(format!("server-{}.stdout.log", self.generation));
-        std::thread::spawn(move || {
-            let mut log = fs::File::create(stdout_log).ok();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(log) = log.as_mut() {
-                    let _ = writeln!(log, "{line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
-
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut seen = Vec::new();
-        let ready = loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.starts_with(READY_PREFIX) => break line,
-                Ok(line) => seen.push(line),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = child.wait().ok();
-                    bail!(
-                        "`{what}` closed stdout without the ready line (exit: {status:?})\nstdout:\n{}\nstderr:\n{}",
-                        seen.join("\n"),
-                        fs::read_to_string(&stderr_path).unwrap_or_default()
-                    );
-                }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                // Drain whatever is left before reporting.
-                while let Ok(line) = rx.try_recv() {
-                    if line.starts_with(READY_PREFIX) {
-                        bail!("server printed its ready line and then exited ({status})");
-                    }
-                    seen.push(line);
-                }
-                bail!(
-                    "`{what}` exited ({status}) before it was ready\nstdout:\n{}\nstderr:\n{}",
-                    seen.join("\n"),
-                    fs::read_to_string(&stderr_path).unwrap_or_default()
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!(
-                    "`{what}` printed no ready line within {READY_TIMEOUT:?}\nstdout:\n{}\nstderr:\n{}",
-                    seen.join("\n"),
-                    fs::read_to_string(&stderr_path).unwrap_or_default()
-                );
-            }
-        };
+        let (mut child, ready) = command::spawn_until_ready(
+            &mut cmd,
+            &stderr_path,
+            stdout_log,
+            READY_PREFIX,
+            READY_TIMEOUT,
+        )?;
         // "airlock: serving http://127.0.0.1:PORT/ (data dir DIR)"
         let url = ready[READY_PREFIX.len()..]
             .split_whitespace()
