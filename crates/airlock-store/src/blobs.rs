@@ -306,6 +306,28 @@ impl BlobCache {
         Some(cached.bytes.clone())
     }
 
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; 64], CachedBlob>> {
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a blob unless it is cached already; whether it was added. Its bytes are charged
+    /// to the budget by the caller.
+    fn add(
+        &self,
+        entries: &mut HashMap<[u8; 64], CachedBlob>,
+        sha512: &[u8; 64],
+        bytes: Bytes,
+    ) -> bool {
+        if entries.contains_key(sha512) {
+            return false;
+        }
+        let last_used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
+        entries.insert(*sha512, CachedBlob { bytes, last_used });
+        true
+    }
+
     /// Takes room for a blob of `size` bytes if the cache has it free, evicting nothing.
     fn reserve(&self, size: u64) -> Option<Room<'_>> {
         let size = usize::try_from(size)
@@ -328,17 +350,10 @@ impl BlobCache {
         if bytes.len() + CACHED_BLOB_OVERHEAD_BYTES != room.size {
             return;
         }
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.contains_key(sha512) {
-            return;
+        if self.add(&mut self.write(), sha512, bytes) {
+            // The entry now holds the room.
+            std::mem::forget(room);
         }
-        let last_used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
-        entries.insert(*sha512, CachedBlob { bytes, last_used });
-        // The entry now holds the room.
-        std::mem::forget(room);
     }
 
     /// Keeps a small blob, evicting the least recently read when over budget.
@@ -347,15 +362,10 @@ impl BlobCache {
         if size > self.max_entry() {
             return;
         }
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.contains_key(sha512) {
+        let mut entries = self.write();
+        if !self.add(&mut entries, sha512, bytes) {
             return;
         }
-        let last_used = AtomicU64::new(self.clock.fetch_add(1, Ordering::Relaxed));
-        entries.insert(*sha512, CachedBlob { bytes, last_used });
         let total = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
         if total <= self.budget {
             return;
